@@ -1,0 +1,12 @@
+"""Sparse operations for JAX whose gradients keep the sparsity of their sparse inputs.
+
+The operations of torch_api, with the same names and mathematics, as ``jax.custom_vjp``
+functions and Equinox modules that work under ``jit``, ``vmap`` and ``grad``.
+"""
+
+from bridge._optional import require as _require
+
+_require("jax")
+_require("equinox")
+
+__all__: list[str] = []

@@ -1,0 +1,193 @@
+"""A sparse matrix's pattern, and the gradient on it: the shared core of every torch_api op.
+
+Every operation turns its sparse argument into a :class:`Pattern` once: a 2-D CSR view of the
+pattern (a batched ``(b, n, m)`` matrix becomes the block-diagonal ``(b*n, b*m)`` matrix, which
+costs one index offset and no copy of values) plus the flat ``(nnz,)`` values. Products, solves
+and gradients then work on that one representation, and :meth:`Pattern.wrap` gives a result
+(the gradient) back in the caller's layout, batching and indices.
+
+The gradient of a loss with respect to the stored values of ``A`` in ``Y = f(A) ...`` is always
+a sampled dense-dense product (SDDMM): ``dA[i, j] = sum_k G[i, k] X[j, k]`` evaluated only at
+A's nonzeros, which :meth:`Pattern.sddmm` computes with ``torch.sparse.sampled_addmm`` (no
+``n x n`` matrix, no ``nnz x p`` temporary). Products with ``A^T`` use a transposed CSR pattern
+(a permutation of the values) computed once per pattern and cached, because torch's CSC
+products are several times slower than CSR ones.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+
+_INT32_MAX = 2**31 - 1
+
+
+def csr_rows(crow: torch.Tensor) -> torch.Tensor:
+    """Row index of every stored entry of a 2-D CSR pattern (CSR row expansion)."""
+    n = crow.numel() - 1
+    counts = crow[1:] - crow[:-1]
+    return torch.repeat_interleave(
+        torch.arange(n, device=crow.device, dtype=crow.dtype), counts, output_size=int(crow[-1])
+    )
+
+
+def coo_to_crow(rows: torch.Tensor, n_rows: int, index_dtype: torch.dtype) -> torch.Tensor:
+    """CSR row pointers of sorted row indices."""
+    return torch._convert_indices_from_coo_to_csr(
+        rows, n_rows, out_int32=index_dtype == torch.int32
+    )
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """The pattern of a COO/CSR, 2-D or batched 3-D sparse matrix as one 2-D CSR pattern.
+
+    ``crow``/``col`` describe the (block-diagonal) 2-D CSR pattern of shape
+    ``(batch * n, batch * m)``; ``source`` keeps the caller's own index tensors so gradients come
+    back with the same indices and layout.
+    """
+
+    crow: torch.Tensor
+    col: torch.Tensor
+    shape: tuple[int, ...]  # the caller's shape: (n, m) or (b, n, m)
+    layout: torch.layout
+    source: tuple[torch.Tensor, ...]  # COO: (indices,); CSR: (crow_indices, col_indices)
+
+    @property
+    def batch(self) -> int | None:
+        return self.shape[0] if len(self.shape) == 3 else None
+
+    @property
+    def nb(self) -> int:
+        return self.shape[0] if len(self.shape) == 3 else 1
+
+    @property
+    def csr_shape(self) -> tuple[int, int]:
+        return (self.nb * self.shape[-2], self.nb * self.shape[-1])
+
+    @property
+    def nnz(self) -> int:
+        return self.col.numel()
+
+    @property
+    def index_dtype(self) -> torch.dtype:
+        return self.col.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.col.device
+
+    # ----------------------------------------------------------------------------- building
+    @staticmethod
+    def of(A: torch.Tensor) -> tuple[Pattern, torch.Tensor]:
+        """The pattern of ``A`` and its flat values (a non-coalesced COO is coalesced here, once)."""
+        if A.layout == torch.sparse_coo:
+            if not A.is_coalesced():
+                A = A.coalesce()
+            idx, values = A._indices(), A._values()
+            if A.dim() == 3:
+                n, m = A.shape[1], A.shape[2]
+                rows, cols = idx[0] * n + idx[1], idx[0] * m + idx[2]
+            else:
+                rows, cols = idx[0], idx[1]
+            crow = coo_to_crow(rows, A.shape[0] * (A.shape[1] if A.dim() == 3 else 1), idx.dtype)
+            return Pattern(crow, cols, tuple(A.shape), A.layout, (idx,)), values
+        crow, col, values = A.crow_indices(), A.col_indices(), A.values()
+        if A.dim() == 3:
+            b, n, m = A.shape
+            nnz = col.shape[-1]
+            if b * max(nnz, m) > _INT32_MAX and col.dtype == torch.int32:
+                crow, col = crow.long(), col.long()
+            off = torch.arange(b, device=col.device, dtype=col.dtype)[:, None]
+            flat_crow = torch.cat([(crow[:, :-1] + off * nnz).reshape(-1), crow.new_full((1,), b * nnz)])
+            flat_col = (col + off * m).reshape(-1)
+            return (
+                Pattern(flat_crow, flat_col, tuple(A.shape), A.layout, (A.crow_indices(), A.col_indices())),
+                values.reshape(-1),
+            )
+        return Pattern(crow, col, tuple(A.shape), A.layout, (crow, col)), values
+
+    # ------------------------------------------------------------------------------ using
+    def csr(self, values: torch.Tensor) -> torch.Tensor:
+        """The 2-D (block-diagonal) CSR matrix with these flat values."""
+        return torch.sparse_csr_tensor(self.crow, self.col, values, self.csr_shape)
+
+    def wrap(self, values: torch.Tensor) -> torch.Tensor:
+        """A sparse tensor with the caller's layout, shape and indices, holding ``values``."""
+        if self.layout == torch.sparse_coo:
+            return torch.sparse_coo_tensor(self.source[0], values, self.shape, is_coalesced=True)
+        crow, col = self.source
+        return torch.sparse_csr_tensor(crow, col, values.reshape(col.shape), self.shape)
+
+    def rows(self) -> torch.Tensor:
+        return csr_rows(self.crow)
+
+    def transpose(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(crow_T, col_T, perm)``: the CSR pattern of ``A^T``; its values are ``values[perm]``.
+
+        Cached per pattern, so repeated training steps on one pattern pay for the sort once.
+        """
+        return _transpose_cached(self.crow, self.col, self.csr_shape)
+
+    def csr_t(self, values: torch.Tensor) -> torch.Tensor:
+        """The 2-D CSR matrix ``A^T`` (block-diagonal when batched)."""
+        crow_t, col_t, perm = self.transpose()
+        n, m = self.csr_shape
+        return torch.sparse_csr_tensor(crow_t, col_t, values[perm], (m, n))
+
+    def sddmm(self, G: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """Flat values of ``G @ X^T`` at the pattern: ``G (N, p)``, ``X (M, p)`` -> ``(nnz,)``."""
+        if self.nnz == 0:
+            return G.new_zeros(0)
+        zeros = G.new_zeros(self.nnz)
+        out = torch.sparse.sampled_addmm(self.csr(zeros), G, X.transpose(0, 1), beta=0.0)
+        return out.values()
+
+    # ------------------------------------------------------------------- dense operands
+    def flat_rhs(self, B: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """A dense ``(m,)``, ``(m, p)``, ``(b, m)`` or ``(b, m, p)`` operand as ``(b*m, p)``.
+
+        Returns the 2-D matrix and whether the caller gave a vector (no trailing ``p``).
+        """
+        vector = B.dim() == (2 if self.batch is not None else 1)
+        if vector:
+            B = B.unsqueeze(-1)
+        return B.reshape(-1, B.shape[-1]), vector
+
+    def unflat(self, Y: torch.Tensor, vector: bool, rows: int) -> torch.Tensor:
+        """Inverse of :meth:`flat_rhs` for a result with ``rows`` rows per batch."""
+        if self.batch is not None:
+            Y = Y.reshape(self.batch, rows, Y.shape[-1])
+        return Y.squeeze(-1) if vector else Y
+
+
+_CACHE_SIZE = 8
+_transpose_cache: OrderedDict[tuple, tuple] = OrderedDict()
+
+
+def _transpose_cached(crow: torch.Tensor, col: torch.Tensor, shape: tuple[int, int]):
+    # The entry holds the index tensors themselves, so their memory cannot be freed and reused
+    # by another pattern while it is cached: equal pointers and versions mean the same pattern.
+    key = (crow.device, crow.data_ptr(), col.data_ptr(), crow.numel(), col.numel(), shape)
+    hit = _transpose_cache.get(key)
+    if hit is not None:
+        (c0, c1, v0, v1), result = hit
+        if c0._version == v0 and c1._version == v1:
+            _transpose_cache.move_to_end(key)
+            return result
+    result = _transpose(crow, col, shape)
+    _transpose_cache[key] = ((crow, col, crow._version, col._version), result)
+    if len(_transpose_cache) > _CACHE_SIZE:
+        _transpose_cache.popitem(last=False)
+    return result
+
+
+def _transpose(crow: torch.Tensor, col: torch.Tensor, shape: tuple[int, int]):
+    n, m = shape
+    rows = csr_rows(crow)
+    perm = torch.argsort(col, stable=True)  # rows are sorted, so this orders by (col, row)
+    crow_t = coo_to_crow(col[perm], m, col.dtype)
+    col_t = rows[perm].to(col.dtype)
+    return crow_t, col_t, perm
