@@ -9,4 +9,7 @@ from bridge._optional import require as _require
 _require("jax")
 _require("equinox")
 
+from ._indexed_mm import gather_mm, segment_mm  # noqa: E402
+
 __all__: list[str] = []
+__all__ += ["segment_mm", "gather_mm"]

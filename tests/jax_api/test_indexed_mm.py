@@ -1,0 +1,182 @@
+"""jax_api.segment_mm / gather_mm against dense references, both backends' code paths, jit/vmap/grad."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+import jax.numpy as jnp  # noqa: E402
+from jax.test_util import check_grads  # noqa: E402
+
+from jax_api import gather_mm, segment_mm  # noqa: E402
+from jax_api._indexed_mm import (  # noqa: E402
+    _segment_mm_chunked,
+    _segment_mm_ragged,
+    chunk_size,
+)
+
+SEGLENS = {
+    "empty_segments": [4, 0, 9, 7, 0],
+    "one_row_each": [1] * 12,
+    "single_group": [23],
+    "long_segments": [300, 0, 213],  # more rows per group than the largest chunk
+}
+
+
+def _operands(seglen, d1=3, d2=4, dtype=np.float32, seed=0):
+    rng = np.random.default_rng(seed)
+    n, r = int(sum(seglen)), len(seglen)
+    a = rng.standard_normal((n, d1)).astype(dtype)
+    b = rng.standard_normal((r, d1, d2)).astype(dtype)
+    return a, b, np.asarray(seglen, np.int32)
+
+
+def _segment_ref(a, b, seglen):
+    idx = np.repeat(np.arange(len(seglen)), seglen)
+    return np.einsum("nd,nde->ne", a.astype(np.float64), b.astype(np.float64)[idx])
+
+
+def _gather_ref(a, b, idx):
+    return np.einsum("nd,nde->ne", a.astype(np.float64), b.astype(np.float64)[idx])
+
+
+@pytest.mark.parametrize("case", SEGLENS)
+@pytest.mark.parametrize("impl", [segment_mm, _segment_mm_chunked, _segment_mm_ragged],
+                         ids=["public", "cpu_chunked", "ragged_dot"])
+def test_segment_mm_matches_dense(case, impl):
+    a, b, seglen = _operands(SEGLENS[case])
+    out = impl(jnp.asarray(a), jnp.asarray(b), jnp.asarray(seglen))
+    assert out.shape == (a.shape[0], b.shape[2]) and out.dtype == jnp.float32
+    np.testing.assert_allclose(out, _segment_ref(a, b, seglen), rtol=1e-5, atol=1e-5)
+
+
+def test_segment_mm_jit_traced_lengths():
+    a, b, seglen = _operands(SEGLENS["empty_segments"])
+    out = jax.jit(segment_mm)(a, b, seglen)
+    np.testing.assert_allclose(out, _segment_ref(a, b, seglen), rtol=1e-5, atol=1e-5)
+    # under jit the lengths are traced: rows beyond sum(seglen) come out as zeros
+    short = np.array([4, 0, 5, 7, 0], np.int32)
+    out = jax.jit(segment_mm)(a, b, short)
+    ref = _segment_ref(a[:16], b, short)
+    np.testing.assert_allclose(out[:16], ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(out[16:], 0.0)
+
+
+def test_segment_mm_vmap_over_all_arguments():
+    a, b, s = _operands(SEGLENS["empty_segments"])
+    s2 = np.array([0, 10, 10, 0, 0], np.int32)
+    A, B, S = np.stack([a, 2 * a]), np.stack([b, b - 1]), np.stack([s, s2])
+    out = jax.jit(jax.vmap(segment_mm))(A, B, S)
+    for i in range(2):
+        np.testing.assert_allclose(out[i], _segment_ref(A[i], B[i], S[i]), rtol=1e-5, atol=1e-5)
+    # vmap over a only, sharing b and the segments
+    out = jax.vmap(segment_mm, in_axes=(0, None, None))(A, b, s)
+    np.testing.assert_allclose(out[1], _segment_ref(A[1], b, s), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("impl", [segment_mm, _segment_mm_chunked, _segment_mm_ragged],
+                         ids=["public", "cpu_chunked", "ragged_dot"])
+def test_segment_mm_check_grads(x64, impl):
+    a, b, seglen = _operands(SEGLENS["empty_segments"], dtype=np.float64)
+    s = jnp.asarray(seglen)
+    check_grads(lambda a, b: impl(a, b, s), (jnp.asarray(a), jnp.asarray(b)), order=1,
+                modes=["rev"])
+
+
+def test_segment_mm_grad_matches_dense(x64):
+    a, b, seglen = _operands(SEGLENS["empty_segments"], dtype=np.float64)
+    idx = np.repeat(np.arange(len(seglen)), seglen)
+    loss = lambda a, b: jnp.sum(jnp.sin(segment_mm(a, b, seglen)))
+    dense = lambda a, b: jnp.sum(jnp.sin(jnp.einsum("nd,nde->ne", a, b[idx])))
+    got = jax.jit(jax.grad(loss, argnums=(0, 1)))(a, b)
+    want = jax.grad(dense, argnums=(0, 1))(a, b)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+    # empty segments get an exactly zero gradient
+    np.testing.assert_array_equal(got[1][1], 0.0)
+    np.testing.assert_array_equal(got[1][4], 0.0)
+
+
+@pytest.mark.parametrize("n,r", [(20, 5), (7, 1), (50, 50)])
+def test_gather_mm_matches_dense(n, r):
+    rng = np.random.default_rng(n + r)
+    a = rng.standard_normal((n, 3)).astype(np.float32)
+    b = rng.standard_normal((r, 3, 2)).astype(np.float32)
+    idx = rng.integers(0, r, n)
+    idx[: min(n, 3)] = r - 1  # repeated index, and (for r > 1) some unused ones
+    out = gather_mm(jnp.asarray(a), jnp.asarray(b), jnp.asarray(idx))
+    np.testing.assert_allclose(out, _gather_ref(a, b, idx), rtol=1e-5, atol=1e-5)
+    out = jax.jit(gather_mm)(a, b, idx)
+    np.testing.assert_allclose(out, _gather_ref(a, b, idx), rtol=1e-5, atol=1e-5)
+
+
+def test_gather_mm_vmap_and_grads(x64):
+    rng = np.random.default_rng(3)
+    a = jnp.asarray(rng.standard_normal((2, 9, 3)))
+    b = jnp.asarray(rng.standard_normal((2, 4, 3, 2)))
+    idx = jnp.asarray(rng.integers(0, 4, (2, 9)))
+    out = jax.vmap(gather_mm)(a, b, idx)
+    for i in range(2):
+        np.testing.assert_allclose(out[i], _gather_ref(a[i], b[i], idx[i]), rtol=1e-12)
+    check_grads(lambda a, b: gather_mm(a, b, idx[0]), (a[0], b[0]), order=1, modes=["rev"])
+    loss = lambda a, b: jnp.sum(gather_mm(a, b, idx[0]) ** 2)
+    dense = lambda a, b: jnp.sum(jnp.einsum("nd,nde->ne", a, b[idx[0]]) ** 2)
+    for g, w in zip(jax.grad(loss, (0, 1))(a[0], b[0]), jax.grad(dense, (0, 1))(a[0], b[0])):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+
+
+def test_gather_mm_out_of_range_under_jit_gives_zero_rows():
+    a = jnp.ones((3, 2))
+    b = jnp.ones((2, 2, 2))
+    out = jax.jit(gather_mm)(a, b, jnp.array([0, 5, 1]))
+    np.testing.assert_array_equal(out, [[2.0, 2.0], [0.0, 0.0], [2.0, 2.0]])
+
+
+def test_chunk_size():
+    assert chunk_size(8192, 256) == 32
+    assert chunk_size(10, 10) == 1
+    assert chunk_size(10**6, 2) == 256
+    assert chunk_size(33, 1) == 64
+
+
+def test_matches_torch_api():
+    torch = pytest.importorskip("torch")
+    torch_api = pytest.importorskip("torch_api")
+    a, b, seglen = _operands(SEGLENS["empty_segments"], dtype=np.float64)
+    want = torch_api.segment_mm(torch.from_numpy(a), torch.from_numpy(b),
+                                torch.from_numpy(seglen.astype(np.int64)))
+    got = segment_mm(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32), seglen)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-5)
+    idx = np.array([4, 0, 0, 2, 3, 1, 4], np.int64)
+    want = torch_api.gather_mm(torch.from_numpy(a[:7]), torch.from_numpy(b), torch.from_numpy(idx))
+    got = gather_mm(jnp.asarray(a[:7], jnp.float32), jnp.asarray(b, jnp.float32), idx)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_bad_inputs():
+    a, b, s = jnp.ones((5, 3)), jnp.ones((2, 3, 4)), jnp.array([2, 3])
+    with pytest.raises(TypeError, match="a: expected a jax.Array"):
+        segment_mm([[1.0]], b, s)
+    with pytest.raises(ValueError, match="a: expected a 2-D array"):
+        segment_mm(jnp.ones(5), b, s)
+    with pytest.raises(ValueError, match="b: expected a 3-D array"):
+        segment_mm(a, jnp.ones((3, 4)), s)
+    with pytest.raises(ValueError, match="a: expected a floating dtype"):
+        segment_mm(jnp.ones((5, 3), jnp.int32), b, s)
+    with pytest.raises(ValueError, match="b: expected dtype float32 to match a"):
+        segment_mm(a, jnp.ones((2, 3, 4), jnp.bfloat16), s)
+    with pytest.raises(ValueError, match=r"b: expected shape \(R, 3, D2\)"):
+        segment_mm(a, jnp.ones((2, 2, 4)), s)
+    with pytest.raises(ValueError, match=r"seglen_a: expected shape \(2,\)"):
+        segment_mm(a, b, jnp.array([5]))
+    with pytest.raises(ValueError, match="seglen_a: expected an integer array"):
+        segment_mm(a, b, jnp.array([2.0, 3.0]))
+    with pytest.raises(ValueError, match="seglen_a: expected lengths summing to a's 5 rows"):
+        segment_mm(a, b, jnp.array([2, 2]))
+    with pytest.raises(ValueError, match="seglen_a: expected non-negative lengths"):
+        segment_mm(a, b, jnp.array([6, -1]))
+    with pytest.raises(ValueError, match=r"idx_b: expected indices in \[0, 2\)"):
+        gather_mm(a, b, jnp.array([0, 1, 2, 0, 0]))
+    with pytest.raises(ValueError, match=r"idx_b: expected shape \(5,\)"):
+        gather_mm(a, b, jnp.array([0, 1]))
