@@ -1,15 +1,15 @@
-"""Dense arrays between torch, JAX, NumPy and CuPy, zero-copy through DLPack where the layout allows.
+"""Dense arrays between torch, JAX, NumPy and CuPy, zero-copy through DLPack where layout allows.
 
-One conversion is three steps: find what stops the buffer from being shared (``obstacle``), copy it in
-the source framework if something does (or if ``copy=True``), then import it zero-copy into the target
-(``_SHARE``). Imports always hand the *array object* to the consumer's ``from_dlpack``, so the consumer
-passes its stream to the producer's ``__dlpack__(stream=...)`` and GPU ordering needs no device-wide
-synchronize.
+A conversion is three steps: find what stops the buffer from being shared (``obstacle``), copy it
+in the source framework if something does (or if ``copy=True``), then import it zero-copy into the
+target (``_SHARE``). Imports hand the *array object* to the consumer's ``from_dlpack``, so the
+consumer passes its stream to the producer's ``__dlpack__(stream=...)``: GPU ordering needs no
+device-wide synchronize.
 
-Traps handled here: torch's negative/conjugate bits (DLPack would drop the sign or refuse), negative or
-non-compact strides (torch aborts on negative strides, JAX refuses non-compact ones), JAX-on-CPU's
-64-byte alignment, 64-bit dtypes entering JAX while x64 is off (JAX would truncate silently), JAX tracers,
-and tensors requiring grad (detached).
+Traps handled here: torch's negative/conjugate bits (DLPack would drop the sign or refuse), negative
+or non-compact strides (torch aborts on negative strides, JAX refuses non-compact ones), JAX-on-CPU
+64-byte alignment, 64-bit dtypes entering JAX while x64 is off (JAX would truncate silently), JAX
+tracers, and tensors requiring grad (detached).
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ def check_concrete(x, fn: str) -> None:
     jax = loaded("jax")
     if jax is not None and isinstance(x, jax.core.Tracer):
         raise TypeError(
-            f"{fn} got a JAX tracer ({type(x).__name__}): converters need concrete arrays and cannot "
-            "run inside jax.jit/vmap/grad; to call torch code from traced JAX code use bridge.jax_kernel"
+            f"{fn} got a JAX tracer ({type(x).__name__}): converters need concrete arrays and "
+            "cannot run inside jax.jit/vmap/grad; to call torch code from traced JAX code use "
+            "bridge.jax_kernel"
         )
 
 
@@ -90,12 +91,12 @@ def _strides(x, src: str) -> tuple[int, ...] | None:
 
 
 def is_compact(shape, strides) -> bool:
-    """True when the strides describe a dense buffer, possibly with permuted axes (what JAX accepts)."""
+    """True when strides describe a dense buffer, possibly with permuted axes (what JAX accepts)."""
     if strides is None:
         return False
     if 0 in shape:
         return True
-    dims = sorted((s, n) for s, n in zip(strides, shape) if n != 1)
+    dims = sorted((s, n) for s, n in zip(strides, shape, strict=True) if n != 1)
     expected = 1
     for s, n in dims:
         if s != expected:
@@ -139,7 +140,7 @@ def obstacle(x, src: str, target: str) -> str | None:
     if strides is None or (target != "numpy" and any(s < 0 for s in strides)):
         return f"its strides {getattr(x, 'strides', strides)} (negative or uneven) cannot be shared"
     if target == "jax" and not is_compact(tuple(x.shape), strides):
-        return f"JAX needs a compact buffer and its strides are {strides} for shape {tuple(x.shape)}"
+        return f"JAX needs a compact buffer; its strides are {strides} for shape {tuple(x.shape)}"
     if target == "jax" and not on_gpu(x, src) and numel(x) and _pointer(x, src) % 64:
         return "JAX on CPU needs 64-byte-aligned buffers and this one (e.g. a slice) is not aligned"
     return None
@@ -147,7 +148,7 @@ def obstacle(x, src: str, target: str) -> str | None:
 
 # ---------------------------------------------------------------- copying and sharing
 def _aligned_empty(shape, dtype) -> np.ndarray:
-    """A C-contiguous NumPy array whose buffer starts on a 64-byte boundary (JAX-on-CPU shareable)."""
+    """A C-contiguous NumPy array starting on a 64-byte boundary (shareable with JAX on CPU)."""
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape)) * dtype.itemsize
     raw = np.empty(nbytes + 64, np.uint8)
