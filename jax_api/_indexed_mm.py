@@ -123,7 +123,7 @@ def _segment_mm(a, b, seglen):
 
 
 def segment_mm(a: jax.Array, b: jax.Array, seglen_a: jax.Array) -> jax.Array:
-    """Segmented product: rows ``a[s_r : s_r + seglen_a[r]]`` times ``b[r]`` (``dgl.ops.segment_mm``).
+    """Segmented product: the r-th run of ``seglen_a[r]`` rows of ``a`` times ``b[r]``.
 
     Args:
         a: ``(N, D1)`` floating array.

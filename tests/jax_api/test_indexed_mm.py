@@ -1,4 +1,4 @@
-"""jax_api.segment_mm / gather_mm against dense references, both backends' code paths, jit/vmap/grad."""
+"""jax_api.segment_mm / gather_mm: dense references, both code paths, jit/vmap/grad."""
 
 from __future__ import annotations
 
@@ -42,8 +42,11 @@ def _gather_ref(a, b, idx):
 
 
 @pytest.mark.parametrize("case", SEGLENS)
-@pytest.mark.parametrize("impl", [segment_mm, _segment_mm_chunked, _segment_mm_ragged],
-                         ids=["public", "cpu_chunked", "ragged_dot"])
+@pytest.mark.parametrize(
+    "impl",
+    [segment_mm, _segment_mm_chunked, _segment_mm_ragged],
+    ids=["public", "cpu_chunked", "ragged_dot"],
+)
 def test_segment_mm_matches_dense(case, impl):
     a, b, seglen = _operands(SEGLENS[case])
     out = impl(jnp.asarray(a), jnp.asarray(b), jnp.asarray(seglen))
@@ -75,13 +78,17 @@ def test_segment_mm_vmap_over_all_arguments():
     np.testing.assert_allclose(out[1], _segment_ref(A[1], b, s), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("impl", [segment_mm, _segment_mm_chunked, _segment_mm_ragged],
-                         ids=["public", "cpu_chunked", "ragged_dot"])
+@pytest.mark.parametrize(
+    "impl",
+    [segment_mm, _segment_mm_chunked, _segment_mm_ragged],
+    ids=["public", "cpu_chunked", "ragged_dot"],
+)
 def test_segment_mm_check_grads(x64, impl):
     a, b, seglen = _operands(SEGLENS["empty_segments"], dtype=np.float64)
     s = jnp.asarray(seglen)
-    check_grads(lambda a, b: impl(a, b, s), (jnp.asarray(a), jnp.asarray(b)), order=1,
-                modes=["rev"])
+    check_grads(
+        lambda a, b: impl(a, b, s), (jnp.asarray(a), jnp.asarray(b)), order=1, modes=["rev"]
+    )
 
 
 def test_segment_mm_grad_matches_dense(x64):
@@ -91,7 +98,7 @@ def test_segment_mm_grad_matches_dense(x64):
     dense = lambda a, b: jnp.sum(jnp.sin(jnp.einsum("nd,nde->ne", a, b[idx])))
     got = jax.jit(jax.grad(loss, argnums=(0, 1)))(a, b)
     want = jax.grad(dense, argnums=(0, 1))(a, b)
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
     # empty segments get an exactly zero gradient
     np.testing.assert_array_equal(got[1][1], 0.0)
@@ -122,7 +129,9 @@ def test_gather_mm_vmap_and_grads(x64):
     check_grads(lambda a, b: gather_mm(a, b, idx[0]), (a[0], b[0]), order=1, modes=["rev"])
     loss = lambda a, b: jnp.sum(gather_mm(a, b, idx[0]) ** 2)
     dense = lambda a, b: jnp.sum(jnp.einsum("nd,nde->ne", a, b[idx[0]]) ** 2)
-    for g, w in zip(jax.grad(loss, (0, 1))(a[0], b[0]), jax.grad(dense, (0, 1))(a[0], b[0])):
+    for g, w in zip(
+        jax.grad(loss, (0, 1))(a[0], b[0]), jax.grad(dense, (0, 1))(a[0], b[0]), strict=True
+    ):
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
 
 
@@ -144,8 +153,9 @@ def test_matches_torch_api():
     torch = pytest.importorskip("torch")
     torch_api = pytest.importorskip("torch_api")
     a, b, seglen = _operands(SEGLENS["empty_segments"], dtype=np.float64)
-    want = torch_api.segment_mm(torch.from_numpy(a), torch.from_numpy(b),
-                                torch.from_numpy(seglen.astype(np.int64)))
+    want = torch_api.segment_mm(
+        torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(seglen.astype(np.int64))
+    )
     got = segment_mm(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32), seglen)
     np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-5)
     idx = np.array([4, 0, 0, 2, 3, 1, 4], np.int64)
