@@ -24,31 +24,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._dense import jax_to_torch, torch_to_jax
 from ._optional import require
 
 _VMAP_METHODS = ("sequential", "sequential_unrolled", "expand_dims", "broadcast_all")
 _DL_CUDA, _DL_ROCM = 2, 10
-
-
-# --------------------------------------------------------------------------- dense conversion
-def _torch_to_jax(t):
-    """A torch tensor as a JAX array (zero-copy where JAX accepts the buffer)."""
-    jax = require("jax")
-    t = t.detach()
-    if t.is_conj():
-        t = t.resolve_conj()
-    if t.is_neg():
-        t = t.resolve_neg()
-    if not t.is_contiguous():
-        t = t.contiguous()
-    return jax.dlpack.from_dlpack(t)
-
-
-def _jax_to_torch(a):
-    """A JAX array as a torch tensor (zero-copy)."""
-    import torch
-
-    return torch.from_dlpack(a)
 
 
 def _is_64bit(dtype) -> bool:
@@ -209,10 +189,13 @@ class TorchKernel:
     def _call(self, jax, leaves, tree, static):
         import torch
 
-        leaves = [_torch_to_jax(x) if isinstance(x, torch.Tensor) else x for x in leaves]
+        leaves = [
+            torch_to_jax(x, name=f"argument {i}") if isinstance(x, torch.Tensor) else x
+            for i, x in enumerate(leaves)
+        ]
         args, kwargs = jax.tree_util.tree_unflatten(tree, leaves)
         out = self.jitted(*args, **kwargs, **static)
-        return jax.tree_util.tree_map(_jax_to_torch, out)
+        return jax.tree_util.tree_map(jax_to_torch, out)
 
 
 def torch_kernel(fn: Callable[..., Any], *, static_argnames: Sequence[str] = ()) -> TorchKernel:
