@@ -8,7 +8,9 @@ forward solve and a transposed solve on the flat form of :class:`~torch_api._pat
     dB = A^{-T} G            (one transposed solve)
     dA = -dB X^T             (sampled at A's nonzeros only: Pattern.sddmm)
 
-The solver is never differentiated through its iterations.
+The solver is never differentiated through its iterations. An op that solves with the
+transpose, ``X = A^{-T} B`` (``transposed=True``), gets ``dB = A^{-1} G`` from the same pair of
+flat solves (the roles swap) and ``dA = -X dB^T`` at the pattern.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ FlatSolve = Callable[[Pattern, torch.Tensor, torch.Tensor], torch.Tensor]
 
 class ImplicitSolve(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, A, B, solve: FlatSolve, transpose_solve: FlatSolve):
+    def forward(ctx, A, B, solve: FlatSolve, transpose_solve: FlatSolve, transposed=False):
         pattern, values = Pattern.of(A)
         Bf, vector = pattern.flat_rhs(B)
         with torch.no_grad():
             Xf = solve(pattern, values, Bf)
         ctx.pattern, ctx.vector, ctx.transpose_solve = pattern, vector, transpose_solve
+        ctx.transposed = transposed
         ctx.save_for_backward(values, Xf)
         return pattern.unflat(Xf, vector, A.shape[-1])
 
@@ -41,16 +44,21 @@ class ImplicitSolve(torch.autograd.Function):
         Gf, _ = pattern.flat_rhs(G.contiguous())
         with torch.no_grad():
             dBf = ctx.transpose_solve(pattern, values, Gf)
-        dA = pattern.wrap(-pattern.sddmm(dBf, Xf)) if ctx.needs_input_grad[0] else None
+        dA = None
+        if ctx.needs_input_grad[0]:
+            dA = pattern.wrap(-(pattern.sddmm(Xf, dBf) if ctx.transposed else pattern.sddmm(dBf, Xf)))
         dB = pattern.unflat(dBf, ctx.vector, pattern.shape[-2]) if ctx.needs_input_grad[1] else None
-        return dA, dB, None, None
+        return dA, dB, None, None, None
 
 
 def implicit_solve(
-    A: torch.Tensor, B: torch.Tensor, solve: FlatSolve, transpose_solve: FlatSolve
+    A: torch.Tensor, B: torch.Tensor, solve: FlatSolve, transpose_solve: FlatSolve,
+    transposed: bool = False,
 ) -> torch.Tensor:
     """Solve ``A X = B`` with ``solve`` and differentiate implicitly with ``transpose_solve``.
 
     ``A`` and ``B`` must already be validated (square ``A``; ``B`` of ``A.shape[-1]`` rows).
+    With ``transposed=True`` the op is ``X = A^{-T} B``: ``solve`` solves with ``A^T`` and
+    ``transpose_solve`` with ``A``.
     """
-    return ImplicitSolve.apply(A, B, solve, transpose_solve)
+    return ImplicitSolve.apply(A, B, solve, transpose_solve, transposed)

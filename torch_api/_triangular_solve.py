@@ -1,0 +1,125 @@
+"""``sparse_triangular_solve``: ``X = op(A)^{-1} B`` for a sparse triangular ``A``.
+
+``op(A)`` is ``A`` or, with ``transpose=True``, ``A^T``. Differentiation is
+:func:`~torch_api._solve.implicit_solve`'s (one transposed triangular solve and an SDDMM at A's
+nonzeros); this module supplies the two flat solves on the block-diagonal 2-D CSR of
+:class:`~torch_api._pattern.Pattern`, so a batched ``A`` never reaches torch's batched CSR
+triangular solve (which returns NaN in torch 2.13).
+
+On CPU the solves are MKL's (``torch.triangular_solve`` with a CSR matrix). MKL's solve with a
+lower-triangular CSR matrix, not transposed, is markedly slower than the other three cases, so
+that case runs as the transposed solve with the cached transposed (upper) pattern instead.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from ._pattern import Pattern
+from ._solve import implicit_solve
+from ._validate import check_rhs, check_sparse
+
+
+def _check_triangular(pattern: Pattern, values: torch.Tensor, upper: bool, unitriangular: bool):
+    """O(nnz) structural checks; the messages give a position in the caller's coordinates."""
+    rows, cols = pattern.rows(), pattern.col
+    n = pattern.shape[-1]
+
+    def where(flat_row: int, flat_col: int) -> str:
+        if pattern.batch is None:
+            return f"({flat_row}, {flat_col})"
+        return f"({flat_row // n}, {flat_row % n}, {flat_col % n})"
+
+    wrong = rows > cols if upper else rows < cols
+    if bool(wrong.any()):
+        k = int(wrong.nonzero()[0, 0])
+        side = "below" if upper else "above"
+        raise ValueError(
+            f"A: expected a {'upper' if upper else 'lower'}-triangular matrix (upper={upper}), "
+            f"got {int(wrong.sum())} stored entries {side} the diagonal, "
+            f"e.g. at {where(int(rows[k]), int(cols[k]))}."
+        )
+    diag = rows == cols
+    if unitriangular:
+        if bool(diag.any()):
+            k = int(diag.nonzero()[0, 0])
+            raise ValueError(
+                "A: expected a strictly triangular matrix with unitriangular=True (the unit "
+                f"diagonal is implicit), got {int(diag.sum())} stored diagonal entries, "
+                f"e.g. at {where(int(rows[k]), int(cols[k]))}."
+            )
+        return
+    total = pattern.nb * n
+    diag_values = values[diag]
+    zero = int((diag_values == 0).sum())
+    missing = total - diag_values.numel()
+    if missing or zero:
+        raise ValueError(
+            f"A: expected a nonzero stored diagonal (unitriangular=False), got {missing} missing "
+            f"and {zero} zero diagonal entries out of {total}: the matrix is singular."
+        )
+
+
+def _flat_solve(
+    pattern: Pattern,
+    values: torch.Tensor,
+    B: torch.Tensor,
+    *,
+    upper: bool,
+    unitriangular: bool,
+    transpose: bool,
+    check: bool = False,
+) -> torch.Tensor:
+    """Solve ``op(A) X = B`` on the flat block-diagonal CSR (``op(A) = A^T`` if ``transpose``)."""
+    if check:
+        _check_triangular(pattern, values, upper, unitriangular)
+    if pattern.nnz == 0:  # only reachable with unitriangular=True: op(A) is the identity
+        return B.clone()
+    if pattern.device.type == "cpu" and not upper and not transpose:
+        # A X = B as (A^T)^T X = B with the cached upper CSR of A^T (see the module docstring).
+        M, upper, transpose = pattern.csr_t(values), True, True
+    else:
+        M = pattern.csr(values)
+    return torch.triangular_solve(
+        B, M, upper=upper, transpose=transpose, unitriangular=unitriangular
+    ).solution
+
+
+def sparse_triangular_solve(
+    A: torch.Tensor,
+    B: torch.Tensor,
+    upper: bool = True,
+    unitriangular: bool = False,
+    transpose: bool = False,
+) -> torch.Tensor:
+    """Solve ``A X = B`` (or ``A^T X = B``) for a sparse triangular ``A``, with sparse ``A.grad``.
+
+    Args:
+        A: sparse COO or CSR, ``(n, n)`` or batched ``(b, n, n)``, float32/float64; triangular
+            on the side ``upper`` names. Entries on the other side are an error. With
+            ``unitriangular=True`` the diagonal is implicitly 1 and must not be stored.
+        B: dense ``(n,)``/``(n, k)``, or ``(b, n)``/``(b, n, k)`` for a batched ``A``.
+        upper: whether ``A`` is upper (True) or lower (False) triangular.
+        unitriangular: whether ``A`` has an implicit unit diagonal.
+        transpose: solve ``A^T X = B`` instead.
+
+    Returns:
+        Dense ``X`` of B's shape. ``A.grad`` has A's layout, indices and nnz; ``B.grad`` is dense.
+
+    Example:
+        >>> A = torch.tensor([[2.0, 0.0], [1.0, 4.0]]).to_sparse_csr().requires_grad_()
+        >>> x = sparse_triangular_solve(A, torch.ones(2), upper=False)
+        >>> x.sum().backward()
+    """
+    A = check_sparse("A", A, square=True)
+    B = check_rhs("B", B, A)
+    for name, flag in (("upper", upper), ("unitriangular", unitriangular), ("transpose", transpose)):
+        if not isinstance(flag, (bool, int)):
+            raise TypeError(f"{name}: expected a bool, got {type(flag).__name__} {flag!r}.")
+    upper, unitriangular, transpose = bool(upper), bool(unitriangular), bool(transpose)
+    opts = {"upper": upper, "unitriangular": unitriangular}
+    solve = functools.partial(_flat_solve, transpose=transpose, check=True, **opts)
+    transpose_solve = functools.partial(_flat_solve, transpose=not transpose, **opts)
+    return implicit_solve(A, B, solve, transpose_solve, transposed=transpose)
