@@ -1,0 +1,23 @@
+"""``torch_api.utils``: solvers and construction helpers (the torchsparsegradutils.utils API)."""
+
+from .._solvers import (
+    BICGSTABSettings,
+    CGInfo,
+    LinearCGSettings,
+    MINRESSettings,
+    bicgstab,
+    linear_cg,
+    lsmr,
+    minres,
+)
+
+__all__ = [
+    "BICGSTABSettings",
+    "CGInfo",
+    "LinearCGSettings",
+    "MINRESSettings",
+    "bicgstab",
+    "linear_cg",
+    "lsmr",
+    "minres",
+]
