@@ -10,6 +10,8 @@ Both forward and forward+backward (gradients for ``a`` and ``b``) are timed, in 
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 from benchmarks._timing import timeit
@@ -30,9 +32,31 @@ def _loop_segment(a, b, lens):
 
 def _fwd_bwd(fn, a, b):
     def run():
-        out = fn()
-        torch.autograd.grad(out.sum(), (a, b))
+        torch.autograd.grad(fn().sum(), (a, b))
+
     return run
+
+
+def _compare(case, ours, base, baseline, a, b, *, repeat, sync, target) -> list[dict]:
+    """Time ``ours()`` and ``base()`` (zero-argument callables), forward and forward+backward."""
+    rows = []
+    for mode in ("forward", "forward+backward"):
+        if mode == "forward":
+            with torch.no_grad():
+                t_ours = timeit(ours, repeat=repeat, warmup=2, sync=sync)
+                t_base = timeit(base, repeat=repeat, warmup=2, sync=sync)
+        else:
+            t_ours = timeit(_fwd_bwd(ours, a, b), repeat=repeat, warmup=2, sync=sync)
+            t_base = timeit(_fwd_bwd(base, a, b), repeat=repeat, warmup=2, sync=sync)
+        rows.append({
+            "case": f"{case.split(' ', 1)[0]} {mode} {case.split(' ', 1)[1]}",
+            "ours_ms": t_ours * 1e3,
+            "baseline": baseline,
+            "baseline_ms": t_base * 1e3,
+            "speedup": t_base / t_ours,
+            "target": target if mode == "forward" else None,
+        })
+    return rows
 
 
 def run(device: str, quick: bool) -> list[dict]:
@@ -43,55 +67,28 @@ def run(device: str, quick: bool) -> list[dict]:
     repeat = 3 if quick else 5
     dt = torch.float32
 
-    # ------------------------------------------------------------------ gather_mm vs bmm
     gather_cases = [(2000, 32, 32, 8)] if quick else [(20000, 64, 64, 16), (20000, 64, 64, 256)]
     for N, D1, D2, R in gather_cases:
         a = torch.randn(N, D1, generator=g, dtype=dt).to(dev).requires_grad_()
         b = torch.randn(R, D1, D2, generator=g, dtype=dt).to(dev).requires_grad_()
         idx = torch.randint(0, R, (N,), generator=g).to(dev)
-        for mode in ("forward", "forward+backward"):
-            if mode == "forward":
-                with torch.no_grad():
-                    ours = timeit(lambda: gather_mm(a, b, idx), repeat=repeat, sync=sync)
-                    base = timeit(lambda: _bmm_gather(a, b, idx), repeat=repeat, sync=sync)
-            else:
-                ours = timeit(_fwd_bwd(lambda: gather_mm(a, b, idx), a, b), repeat=repeat, sync=sync)
-                base = timeit(_fwd_bwd(lambda: _bmm_gather(a, b, idx), a, b), repeat=repeat,
-                              sync=sync)
-            rows.append({
-                "case": f"gather_mm {mode} N={N} D1={D1} D2={D2} R={R} {dt}",
-                "ours_ms": ours * 1e3,
-                "baseline": "bmm(a[:,None], b[idx_b])",
-                "baseline_ms": base * 1e3,
-                "speedup": base / ours,
-                "target": 13.0 if mode == "forward" and dev.type == "cpu" else None,
-            })
+        rows += _compare(
+            f"gather_mm N={N} D1={D1} D2={D2} R={R} {dt}",
+            partial(gather_mm, a, b, idx), partial(_bmm_gather, a, b, idx),
+            "bmm(a[:,None], b[idx_b])", a, b, repeat=repeat, sync=sync,
+            target=13.0 if dev.type == "cpu" else None,
+        )
 
-    # ------------------------------------------------------------- segment_mm vs a loop
     seg_cases = [(2000, 32, 32, 8)] if quick else [(20000, 64, 64, 16), (20000, 64, 64, 2000)]
     for N, D1, D2, R in seg_cases:
         a = torch.randn(N, D1, generator=g, dtype=dt).to(dev).requires_grad_()
         b = torch.randn(R, D1, D2, generator=g, dtype=dt).to(dev).requires_grad_()
         seglen = torch.bincount(torch.randint(0, R, (N,), generator=g), minlength=R)
-        lens = seglen.tolist()
-        for mode in ("forward", "forward+backward"):
-            if mode == "forward":
-                with torch.no_grad():
-                    ours = timeit(lambda: segment_mm(a, b, seglen), repeat=repeat, sync=sync)
-                    base = timeit(lambda: _loop_segment(a, b, lens), repeat=repeat, sync=sync)
-            else:
-                ours = timeit(_fwd_bwd(lambda: segment_mm(a, b, seglen), a, b), repeat=repeat,
-                              sync=sync)
-                base = timeit(_fwd_bwd(lambda: _loop_segment(a, b, lens), a, b), repeat=repeat,
-                              sync=sync)
-            rows.append({
-                "case": f"segment_mm {mode} N={N} D1={D1} D2={D2} R={R} {dt}",
-                "ours_ms": ours * 1e3,
-                "baseline": "loop of torch.mm per segment",
-                "baseline_ms": base * 1e3,
-                "speedup": base / ours,
-                "target": None,
-            })
+        rows += _compare(
+            f"segment_mm N={N} D1={D1} D2={D2} R={R} {dt}",
+            partial(segment_mm, a, b, seglen), partial(_loop_segment, a, b, seglen.tolist()),
+            "loop of torch.mm per segment", a, b, repeat=repeat, sync=sync, target=None,
+        )
     for row in rows:
         print(f"   {row['case']}: {row['speedup']:.2f}x vs {row['baseline']}", flush=True)
     return rows

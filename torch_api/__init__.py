@@ -3,8 +3,15 @@
 A drop-in replacement for the public API of torchsparsegradutils: change the import.
 """
 
+from ._indexed_mm import gather_mm, segment_mm
+from ._solve_c4t import sparse_solve_c4t
+from ._solve_j4t import sparse_solve_j4t
 from ._sparse_mm import sparse_mm
 
 __all__ = [
     "sparse_mm",
+    "segment_mm",
+    "gather_mm",
+    "sparse_solve_j4t",
+    "sparse_solve_c4t",
 ]

@@ -135,3 +135,15 @@ def check_rhs(name: str, B: object, A: torch.Tensor, name_A: str = "A") -> torch
             f"(shape {tuple(A.shape)}), got shape {tuple(B.shape)}."
         )
     return B
+
+
+def check_index(name: str, x: object, *, ndims: tuple[int, ...] = (1,)) -> torch.Tensor:
+    """Check ``x`` is a dense integer tensor (indices, lengths) of an allowed rank."""
+    x = check_tensor(name, x)
+    if x.layout != torch.strided:
+        raise type_error(name, x, "a dense (strided) integer tensor")
+    if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
+        raise value_error(name, x, "an integer tensor (int32 or int64)")
+    if x.dim() not in ndims:
+        raise value_error(name, x, f"a {' or '.join(map(str, ndims))}-D integer tensor")
+    return x
