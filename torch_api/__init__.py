@@ -3,6 +3,8 @@
 A drop-in replacement for the public API of torchsparsegradutils: change the import.
 """
 
+from ._generic_lstsq import sparse_generic_lstsq
+from ._generic_solve import sparse_generic_solve
 from ._indexed_mm import gather_mm, segment_mm
 from ._solve_c4t import sparse_solve_c4t
 from ._solve_j4t import sparse_solve_j4t
@@ -10,6 +12,8 @@ from ._sparse_mm import sparse_mm
 
 __all__ = [
     "sparse_mm",
+    "sparse_generic_solve",
+    "sparse_generic_lstsq",
     "segment_mm",
     "gather_mm",
     "sparse_solve_j4t",

@@ -49,7 +49,7 @@ def bicgstab(
         rhs: ``(n,)`` or ``(..., n, k)``; each column is solved independently.
         initial_guess: like ``rhs`` (zeros by default).
         settings: :class:`BICGSTABSettings`.
-        raise_on_failure: raise :class:`~torch_api.ConvergenceError` instead of warning.
+        raise_on_failure: raise :class:`~torch_api.utils.ConvergenceError` instead of warning.
 
     Returns:
         ``X`` shaped like ``rhs``. Warns ``ConvergenceWarning`` (operator calls, residual) if a

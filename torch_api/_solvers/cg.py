@@ -104,7 +104,7 @@ def linear_cg(
         convergence_reduction: stop when ``"all"`` columns (or their ``"mean"``) meet the tolerance.
         min_iter: iterations to run before stopping on tolerance.
         return_info: also return a :class:`CGInfo`.
-        raise_on_failure: raise :class:`~torch_api.ConvergenceError` instead of warning.
+        raise_on_failure: raise :class:`~torch_api.utils.ConvergenceError` instead of warning.
 
     Returns:
         ``X`` shaped like ``rhs``; then ``T (n_tridiag, *batch, r, r)`` if ``n_tridiag > 0``; then

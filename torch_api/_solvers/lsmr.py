@@ -57,7 +57,7 @@ def lsmr(
         maxiter: iteration cap (default ``min(m, n)``).
         x0: initial guess ``(n,)`` / ``(n, k)`` (zeros by default).
         check_nonzero: if ``False``, skip the early exit for an all-zero ``b`` (no host sync).
-        raise_on_failure: raise :class:`~torch_api.ConvergenceError` instead of warning.
+        raise_on_failure: raise :class:`~torch_api.utils.ConvergenceError` instead of warning.
 
     Returns:
         ``(x, itn)``: ``x (n,)`` / ``(n, k)`` and the number of iterations. Warns

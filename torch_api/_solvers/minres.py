@@ -142,7 +142,7 @@ def minres(
         preconditioner: SPD ``M^{-1}`` as a callable (or matrix) on blocks like ``rhs``.
         settings: :class:`MINRESSettings`; ``minres_tolerance`` is the relative residual
             tolerance.
-        raise_on_failure: raise :class:`~torch_api.ConvergenceError` instead of warning.
+        raise_on_failure: raise :class:`~torch_api.utils.ConvergenceError` instead of warning.
 
     Returns:
         ``X`` shaped like ``rhs``, or ``(S, *rhs.shape)`` for ``S > 1`` shifts. Warns

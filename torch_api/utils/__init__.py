@@ -1,5 +1,6 @@
 """``torch_api.utils``: solvers and construction helpers (the torchsparsegradutils.utils API)."""
 
+from .._convergence import ConvergenceError, ConvergenceWarning
 from .._solvers import (
     BICGSTABSettings,
     CGInfo,
@@ -14,6 +15,8 @@ from .._solvers import (
 __all__ = [
     "BICGSTABSettings",
     "CGInfo",
+    "ConvergenceError",
+    "ConvergenceWarning",
     "LinearCGSettings",
     "MINRESSettings",
     "bicgstab",
