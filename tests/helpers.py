@@ -56,3 +56,32 @@ def assert_sparse_grad(grad: torch.Tensor, A: torch.Tensor, dense_grad: torch.Te
     assert grad._nnz() == A._nnz()
     mask = pattern_mask(A)
     torch.testing.assert_close(grad.to_dense(), dense_grad * mask, **kw)
+
+
+def solve_matrix(n: int, kind: str = "general", dtype=torch.float64, seed: int = 0, density=0.3):
+    """A dense, well-conditioned ``(n, n)`` test matrix with a random sparse pattern.
+
+    ``kind``: ``"general"`` (non-symmetric, diagonally dominant), ``"spd"`` (symmetric positive
+    definite), ``"lower"`` / ``"upper"`` (triangular with a dominant diagonal).
+    """
+    R = random_dense((n, n), density=density, seed=seed)
+    if kind == "spd":
+        R = 0.5 * (R + R.T)
+    elif kind == "lower":
+        R = torch.tril(R, -1)
+    elif kind == "upper":
+        R = torch.triu(R, 1)
+    elif kind != "general":
+        raise ValueError(f"kind: unknown {kind!r}")
+    R.fill_diagonal_(0.0)
+    R += torch.diag(R.abs().sum(1) + R.abs().sum(0) + 1.0)
+    return R.to(dtype)
+
+
+def dense_solve_reference(D: torch.Tensor, B: torch.Tensor, G: torch.Tensor):
+    """``X = D^{-1} B`` and the dense-autograd gradients ``(dD, dB)`` of ``sum(G * X)``."""
+    D = D.detach().clone().requires_grad_()
+    B = B.detach().clone().requires_grad_()
+    X = torch.linalg.solve(D, B)
+    (X * G).sum().backward()
+    return X.detach(), D.grad, B.grad
