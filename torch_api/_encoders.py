@@ -165,11 +165,14 @@ def pairwise_indices(
 
 
 class _Assemble(torch.autograd.Function):
-    """Flat values ``(b?, K*S)`` -> the sparse matrix; backward scatters the gradient's values."""
+    """Flat values ``(b?, K*S)`` -> the sparse matrix; backward scatters the gradient's values.
+
+    With ``value_index=None`` the values are used as they are (no gather).
+    """
 
     @staticmethod
     def forward(ctx, flat, value_index, make):
-        out = make(flat.index_select(-1, value_index))
+        out = make(flat if value_index is None else flat.index_select(-1, value_index))
         ctx.value_index, ctx.flat_shape = value_index, flat.shape
         ctx.index_tensors, ctx.out_shape = _index_tensors(out), out.shape
         return out
@@ -177,8 +180,27 @@ class _Assemble(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         g = _values_at(grad, ctx.index_tensors, ctx.out_shape)
+        if ctx.value_index is None:
+            return g.reshape(ctx.flat_shape), None, None
         dflat = g.new_zeros(ctx.flat_shape).index_copy_(-1, ctx.value_index, g)
         return dflat, None, None
+
+
+def sparse_with_values(A: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """A sparse tensor with A's layout, shape and indices holding ``values``.
+
+    ``values`` is ``A.values()``-shaped (COO: ``(nnz,)``, A coalesced; CSR: ``(nnz,)`` or
+    ``(b, nnz)``). Its gradient is the incoming gradient sampled at A's pattern, whatever that
+    gradient's layout, so one ``values`` tensor can feed several sparse uses whose gradients then
+    add up densely (torch 2.13 mis-adds two batched CSR gradients).
+    """
+    if A.layout == torch.sparse_coo:
+        idx = A._indices()
+        make = lambda v: torch.sparse_coo_tensor(idx, v, A.shape, is_coalesced=True)
+    else:
+        crow, col = A.crow_indices(), A.col_indices()
+        make = lambda v: torch.sparse_csr_tensor(crow, col, v, A.shape)
+    return _Assemble.apply(values, None, make)
 
 
 def _index_tensors(A: torch.Tensor) -> tuple[torch.Tensor, ...]:
