@@ -314,7 +314,11 @@ def _write_scipy(hub: Hub, copy):
     np_of = lambda t, name: convert(t, "numpy", copy=copy, name=name, fn="to_scipy")
     values = np_of(hub.values, "values")
     if hub.layout == "coo":
-        indices = np_of(hub.index[0], "indices")
+        indices = hub.index[0]
+        if len(hub.shape) > 2 and indices.dtype != torch.int64:
+            refuse(copy, "indices", "SciPy's n-D coo_array stores int64 coordinates only")
+            indices = indices.long()
+        indices = np_of(indices, "indices")
         try:
             out = sp.coo_array((values, tuple(indices)), shape=hub.shape, copy=False)
         except (ValueError, TypeError) as exc:

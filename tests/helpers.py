@@ -85,3 +85,81 @@ def dense_solve_reference(D: torch.Tensor, B: torch.Tensor, G: torch.Tensor):
     X = torch.linalg.solve(D, B)
     (X * G).sum().backward()
     return X.detach(), D.grad, B.grad
+
+
+# ---------------------------------------------------------------- bridge (conversion) helpers
+def data_ptr(x) -> int:
+    """Address of the first element of a torch tensor, JAX array or NumPy array."""
+    if isinstance(x, torch.Tensor):
+        return x.data_ptr()
+    if hasattr(x, "unsafe_buffer_pointer"):
+        return x.unsafe_buffer_pointer()
+    return x.__array_interface__["data"][0]
+
+
+def sparse_parts(x) -> dict:
+    """Named components of a torch / BCOO / BCSR / SciPy sparse tensor (a SciPy COO's
+    ``indices`` is its first coordinate array, which starts the shared index buffer)."""
+    if isinstance(x, torch.Tensor):
+        if x.layout == torch.sparse_coo:
+            return {"indices": x._indices(), "values": x._values()}
+        names = ("crow_indices", "col_indices", "values")
+        return dict(zip(names, (x.crow_indices(), x.col_indices(), x.values()), strict=True))
+    if hasattr(x, "indptr"):
+        return {"crow_indices": x.indptr, "col_indices": x.indices, "values": x.data}
+    if hasattr(x, "coords"):
+        return {"indices": x.coords[0], "values": x.data}
+    return {"indices": x.indices, "values": x.data}
+
+
+def dense_of(x):
+    """A NumPy copy of any dense or sparse array (each framework densifies its own)."""
+    import numpy as np
+
+    if isinstance(x, torch.Tensor):
+        return (x.to_dense() if x.layout != torch.strided else x).detach().resolve_neg().numpy()
+    if hasattr(x, "todense") and hasattr(x, "n_batch"):
+        return np.asarray(x.todense())
+    if hasattr(x, "toarray"):
+        return x.toarray()
+    return np.array(x)
+
+
+def aligned_numpy(a):
+    """A NumPy copy of ``a`` in torch-allocated (64-byte aligned) memory, shareable with JAX."""
+    import numpy as np
+
+    return torch.from_numpy(np.ascontiguousarray(a)).clone().numpy()
+
+
+def make_sparse(framework: str, D: torch.Tensor, layout, index_dtype=torch.int64):
+    """``D`` (2-D or 3-D) as a fresh, aligned sparse tensor of ``framework`` ("torch", "jax" or
+    "scipy"), built with that framework's own constructors. Batched CSR: torch / BCSR n_batch=1;
+    batched COO: 3 sparse dims / BCOO n_batch=0 / 3-D coo_array. JAX needs x64 for 64-bit data."""
+    idx = str(index_dtype).removeprefix("torch.")
+    if framework == "jax":
+        import jax.numpy as jnp
+        from jax.experimental import sparse as jsparse
+
+        M = jnp.asarray(D.numpy())
+        if layout == torch.sparse_coo:
+            return jsparse.BCOO.fromdense(M, index_dtype=idx)
+        return jsparse.BCSR.fromdense(M, index_dtype=idx, n_batch=D.ndim - 2)
+    S = to_sparse(D, layout, index_dtype)
+    if layout == torch.sparse_coo:
+        indices, values = S._indices().to(index_dtype), S._values()
+    else:
+        parts = (S.crow_indices(), S.col_indices(), S.values())
+    if framework == "torch":
+        if layout == torch.sparse_coo:
+            return torch.sparse_coo_tensor(
+                indices.clone(), values.clone(), D.shape, is_coalesced=True, check_invariants=True
+            )
+        return torch.sparse_csr_tensor(*(p.clone() for p in parts), D.shape, check_invariants=True)
+    import scipy.sparse as sp
+
+    if layout == torch.sparse_coo:
+        coords, values = aligned_numpy(indices.numpy()), aligned_numpy(values.numpy())
+        return sp.coo_array((values, tuple(coords)), shape=D.shape, copy=False)
+    crow, col, values = (aligned_numpy(p.numpy()) for p in parts)
+    return sp.csr_array((values, col, crow), shape=D.shape, copy=False)
