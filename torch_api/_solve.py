@@ -46,7 +46,8 @@ class ImplicitSolve(torch.autograd.Function):
             dBf = ctx.transpose_solve(pattern, values, Gf)
         dA = None
         if ctx.needs_input_grad[0]:
-            dA = pattern.wrap(-(pattern.sddmm(Xf, dBf) if ctx.transposed else pattern.sddmm(dBf, Xf)))
+            dAv = pattern.sddmm(Xf, dBf) if ctx.transposed else pattern.sddmm(dBf, Xf)
+            dA = pattern.wrap(-dAv)
         dB = pattern.unflat(dBf, ctx.vector, pattern.shape[-2]) if ctx.needs_input_grad[1] else None
         return dA, dB, None, None, None
 

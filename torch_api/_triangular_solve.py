@@ -115,7 +115,8 @@ def sparse_triangular_solve(
     """
     A = check_sparse("A", A, square=True)
     B = check_rhs("B", B, A)
-    for name, flag in (("upper", upper), ("unitriangular", unitriangular), ("transpose", transpose)):
+    flags = {"upper": upper, "unitriangular": unitriangular, "transpose": transpose}
+    for name, flag in flags.items():
         if not isinstance(flag, (bool, int)):
             raise TypeError(f"{name}: expected a bool, got {type(flag).__name__} {flag!r}.")
     upper, unitriangular, transpose = bool(upper), bool(unitriangular), bool(transpose)

@@ -1,6 +1,9 @@
 """``torch_api.utils``: solvers and construction helpers (the torchsparsegradutils.utils API)."""
 
+from .._blocks import sparse_block_diag, sparse_block_diag_split, sparse_eye, stack_csr
 from .._convergence import ConvergenceError, ConvergenceWarning
+from .._convert import convert_coo_to_csr, convert_coo_to_csr_indices_values
+from .._random import make_spd_sparse, rand_sparse, rand_sparse_tri
 from .._solvers import (
     BICGSTABSettings,
     CGInfo,
@@ -23,4 +26,13 @@ __all__ = [
     "linear_cg",
     "lsmr",
     "minres",
+    "rand_sparse",
+    "rand_sparse_tri",
+    "make_spd_sparse",
+    "sparse_block_diag",
+    "sparse_block_diag_split",
+    "sparse_eye",
+    "stack_csr",
+    "convert_coo_to_csr_indices_values",
+    "convert_coo_to_csr",
 ]
