@@ -187,6 +187,20 @@ def _flat_solve(solve, kwargs: dict, raise_on_failure: bool, transposed: bool):
     return flat
 
 
+def _zero_diagonal(A: torch.Tensor) -> torch.Tensor:
+    """``A`` with its stored diagonal multiplied by zero (differentiably): with
+    ``unit_diagonal=True`` the solver ignores those values, so their gradient must be zero."""
+    if A.layout == torch.sparse_coo:
+        A = A.coalesce()
+        idx, values = A.indices(), A.values()
+        off = (idx[-2] != idx[-1]).to(values.dtype)
+        return torch.sparse_coo_tensor(idx, values * off, A.shape, is_coalesced=True)
+    pattern, _ = Pattern.of(A.detach())
+    values = A.values()
+    off = (pattern.rows() != pattern.col).to(values.dtype).reshape(values.shape)
+    return torch.sparse_csr_tensor(A.crow_indices(), A.col_indices(), values * off, A.shape)
+
+
 def sparse_solve_c4t(
     A: torch.Tensor,
     B: torch.Tensor,
@@ -203,7 +217,8 @@ def sparse_solve_c4t(
             and device as ``A``.
         solve: ``"cg"``, ``"cgs"``, ``"minres"``, ``"gmres"``, ``"spsolve"`` (default: a
             direct sparse LU, exact for any nonsingular ``A``) or ``"spsolve_triangular"``
-            (options ``lower=True``, ``unit_diagonal=False``), or a callable with SciPy's
+            (options ``lower=True``, ``unit_diagonal=False``; with ``unit_diagonal=True`` the
+            stored diagonal is ignored and gets a zero gradient), or a callable with SciPy's
             signature ``f(A, b, **kwargs) -> x`` or ``-> (x, info, ...)``, called per column
             with a SciPy ``csr_array`` (CPU) or a CuPy ``csr_matrix`` (CUDA).
         transpose_solve: the solver for ``A^T`` in the backward pass (default: ``solve``).
@@ -237,6 +252,8 @@ def sparse_solve_c4t(
         )
     if A.device.type not in ("cpu", "cuda"):
         raise ValueError(f"A: expected a CPU or CUDA tensor, got one on {A.device}.")
+    if solve == "spsolve_triangular" and kwargs.get("unit_diagonal", False):
+        A = _zero_diagonal(A)
     return implicit_solve(
         A,
         B,
