@@ -1,0 +1,200 @@
+"""sparse_generic_solve: values and sparse gradients against dense torch.linalg.solve autograd."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.helpers import assert_sparse_grad, dense_solve_reference, solve_matrix, to_sparse
+from torch_api import sparse_generic_solve
+from torch_api.utils import BICGSTABSettings, LinearCGSettings, MINRESSettings, bicgstab, linear_cg
+
+N = 16
+
+
+def direct(A, B):
+    """A direct dense solve in the solver signature (the matrix it is handed is what it solves)."""
+    return torch.linalg.solve(A.to_dense(), B)
+
+
+def make(D, layout, index_dtype):
+    return to_sparse(D, layout, index_dtype).requires_grad_()
+
+
+def grads_close(dtype):
+    return {"rtol": 1e-8, "atol": 1e-9} if dtype == torch.float64 else {"rtol": 2e-3, "atol": 2e-4}
+
+
+def run(A, B, G, **kw):
+    B = B.clone().requires_grad_()
+    X = sparse_generic_solve(A, B, **kw)
+    (X * G).sum().backward()
+    return X, B.grad
+
+
+@pytest.mark.parametrize("k", [0, 3], ids=["vector", "block"])
+def test_nonsymmetric_bicgstab_matches_dense(layout, index_dtype, dtype, k):
+    D = solve_matrix(N, "general", dtype)
+    g = torch.Generator().manual_seed(1)
+    B = torch.randn(N, max(k, 1), generator=g, dtype=torch.float64).to(dtype)
+    B = B[:, 0] if k == 0 else B
+    G = torch.randn(B.shape, generator=g, dtype=torch.float64).to(dtype)
+    A = make(D, layout, index_dtype)
+    tol = 1e-13 if dtype == torch.float64 else 1e-5
+    X, dB = run(A, B, G, solve=bicgstab, settings=BICGSTABSettings(abstol=0.0, reltol=tol))
+    Xr, dDr, dBr = dense_solve_reference(D, B, G)
+    kw = grads_close(dtype)
+    torch.testing.assert_close(X, Xr, **kw)
+    torch.testing.assert_close(dB, dBr, **kw)
+    assert_sparse_grad(A.grad, A, dDr, **kw)
+    if layout == torch.sparse_csr:
+        assert A.grad.col_indices().dtype == index_dtype
+
+
+def test_transpose_solve_uses_the_transpose(layout):
+    """The backward must solve with A^T. Solving with A (torchsparsegradutils 0.2.7's default)
+    gives a different dB for this non-symmetric A, so this test catches that bug."""
+    D = solve_matrix(N, "general")
+    assert not torch.allclose(D, D.T)
+    B = torch.randn(N, 2, dtype=torch.float64)
+    G = torch.randn(N, 2, dtype=torch.float64)
+    A = make(D, layout, torch.int64)
+    X, dB = run(A, B, G, solve=direct)  # transpose_solve defaults to solve, with A^T
+    Xr, dDr, dBr = dense_solve_reference(D, B, G)
+    torch.testing.assert_close(X, Xr)
+    torch.testing.assert_close(dB, dBr)
+    assert_sparse_grad(A.grad, A, dDr)
+    wrong = torch.linalg.solve(D, G)  # what passing A instead of A^T would give
+    assert (wrong - dBr).abs().max() > 1e-2
+
+
+def test_solvers_receive_caller_layout_and_transpose(layout, index_dtype):
+    D = solve_matrix(N, "general")
+    seen = []
+
+    def recording(name):
+        def solve(M, R, **kw):
+            seen.append((name, M, kw))
+            return direct(M, R)
+
+        return solve
+
+    A = make(D, layout, index_dtype)
+    B = torch.randn(N, dtype=torch.float64)
+    run(A, B, torch.ones(N, dtype=torch.float64), solve=recording("fwd"),
+        transpose_solve=recording("bwd"), flag=7)
+    (f, Mf, kwf), (b, Mb, kwb) = seen
+    assert (f, b) == ("fwd", "bwd") and kwf == kwb == {"flag": 7}
+    assert Mf.layout == Mb.layout == layout and not Mf.requires_grad
+    torch.testing.assert_close(Mf.to_dense(), D)
+    torch.testing.assert_close(Mb.to_dense(), D.T)
+
+
+def test_default_minres_symmetric_indefinite(layout):
+    D = solve_matrix(N, "spd")
+    D.diagonal()[::2] *= -1  # symmetric indefinite
+    B = torch.randn(N, 2, dtype=torch.float64)
+    G = torch.randn(N, 2, dtype=torch.float64)
+    A = make(D, layout, torch.int64)
+    X, dB = run(A, B, G, settings=MINRESSettings(minres_tolerance=1e-13))
+    Xr, dDr, dBr = dense_solve_reference(D, B, G)
+    kw = grads_close(torch.float64)
+    torch.testing.assert_close(X, Xr, **kw)
+    torch.testing.assert_close(dB, dBr, **kw)
+    assert_sparse_grad(A.grad, A, dDr, **kw)
+
+
+def test_linear_cg_spd(layout):
+    D = solve_matrix(N, "spd")
+    B = torch.randn(N, 4, dtype=torch.float64)
+    G = torch.randn(N, 4, dtype=torch.float64)
+    A = make(D, layout, torch.int32)
+    X, dB = run(A, B, G, solve=linear_cg, settings=LinearCGSettings(cg_tolerance=1e-13))
+    Xr, dDr, dBr = dense_solve_reference(D, B, G)
+    kw = grads_close(torch.float64)
+    torch.testing.assert_close(X, Xr, **kw)
+    torch.testing.assert_close(dB, dBr, **kw)
+    assert_sparse_grad(A.grad, A, dDr, **kw)
+
+
+@pytest.mark.parametrize("solver", ["direct", "bicgstab"])
+def test_gradcheck(layout, solver):
+    n = 6
+    D = solve_matrix(n, "general", seed=2)
+    S = to_sparse(D, layout)
+    kw = {"solve": direct} if solver == "direct" else {
+        "solve": bicgstab, "settings": BICGSTABSettings(matvec_max=200, abstol=0.0, reltol=1e-14)}
+
+    def f(values, B):
+        if layout == torch.sparse_coo:
+            A = torch.sparse_coo_tensor(S.indices(), values, S.shape, is_coalesced=True)
+        else:
+            A = torch.sparse_csr_tensor(S.crow_indices(), S.col_indices(), values, S.shape)
+        return sparse_generic_solve(A, B, **kw)
+
+    values = S.values().clone().requires_grad_()
+    B = torch.randn(n, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(f, (values, B))
+
+
+def test_needs_input_grad_paths(layout):
+    D = solve_matrix(N, "general")
+    B = torch.randn(N, 2, dtype=torch.float64)
+    G = torch.randn(N, 2, dtype=torch.float64)
+    _, dDr, dBr = dense_solve_reference(D, B, G)
+    A = make(D, layout, torch.int64)  # only A
+    (sparse_generic_solve(A, B, solve=direct) * G).sum().backward()
+    assert_sparse_grad(A.grad, A, dDr)
+    A = to_sparse(D, layout)  # only B
+    Bg = B.clone().requires_grad_()
+    (sparse_generic_solve(A, Bg, solve=direct) * G).sum().backward()
+    torch.testing.assert_close(Bg.grad, dBr)
+    assert A.grad is None
+
+
+def test_uncoalesced_coo_is_accepted():
+    D = solve_matrix(N, "general")
+    S = to_sparse(D, torch.sparse_coo)
+    idx, val = S.indices(), S.values()
+    A = torch.sparse_coo_tensor(torch.cat([idx, idx], 1), torch.cat([0.5 * val, 0.5 * val]), S.shape)
+    assert not A.is_coalesced()
+    B = torch.randn(N, dtype=torch.float64)
+    torch.testing.assert_close(sparse_generic_solve(A, B, solve=direct), torch.linalg.solve(D, B))
+
+
+def test_solver_nonconvergence_reaches_the_caller():
+    from torch_api.utils import ConvergenceError, ConvergenceWarning
+
+    A = make(solve_matrix(N, "general"), torch.sparse_csr, torch.int64)
+    B = torch.randn(N, dtype=torch.float64)
+    with pytest.warns(ConvergenceWarning, match="bicgstab did not converge"):
+        sparse_generic_solve(A, B, solve=bicgstab, settings=BICGSTABSettings(matvec_max=2))
+    with pytest.raises(ConvergenceError, match="bicgstab"):
+        sparse_generic_solve(A, B, solve=bicgstab, settings=BICGSTABSettings(matvec_max=2),
+                             raise_on_failure=True)
+
+
+def test_bad_inputs():
+    D = solve_matrix(6, "general")
+    A = to_sparse(D, torch.sparse_csr)
+    b = torch.ones(6, dtype=torch.float64)
+    with pytest.raises(ValueError, match="A: expected a square matrix"):
+        sparse_generic_solve(to_sparse(D[:, :5], torch.sparse_csr), b[:5])
+    with pytest.raises(ValueError, match="B: expected 6 rows"):
+        sparse_generic_solve(A, torch.ones(5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="B: expected dtype torch.float64"):
+        sparse_generic_solve(A, b.float())
+    with pytest.raises(TypeError, match="A: expected a sparse COO or sparse CSR tensor"):
+        sparse_generic_solve(D, b)
+    with pytest.raises(TypeError, match="A: expected .*got a sparse CSC"):
+        sparse_generic_solve(D.to_sparse_csc(), b)
+    with pytest.raises(ValueError, match="A: expected a 2-D sparse tensor"):
+        sparse_generic_solve(torch.stack([D, D]).to_sparse(), torch.ones(2, 6, dtype=torch.float64))
+    with pytest.raises(TypeError, match="B: expected a dense"):
+        sparse_generic_solve(A, A)
+    with pytest.raises(TypeError, match="solve: expected a callable"):
+        sparse_generic_solve(A, b, solve="cg")
+    with pytest.raises(ValueError, match="solve: expected the solver to return shape"):
+        sparse_generic_solve(A, b, solve=lambda M, R: R[:3])
+    with pytest.raises(TypeError, match="solve: expected the solver to return a tensor"):
+        sparse_generic_solve(A, b, solve=lambda M, R: (R, 0))
