@@ -6,6 +6,7 @@ A drop-in replacement for the public API of torchsparsegradutils: change the imp
 from ._generic_lstsq import sparse_generic_lstsq
 from ._generic_solve import sparse_generic_solve
 from ._indexed_mm import gather_mm, segment_mm
+from ._logsumexp import sparse_bidir_logsumexp, sparse_logsumexp
 from ._solve_c4t import sparse_solve_c4t
 from ._solve_j4t import sparse_solve_j4t
 from ._sparse_mm import sparse_mm
@@ -18,6 +19,8 @@ __all__ = [
     "sparse_generic_lstsq",
     "segment_mm",
     "gather_mm",
+    "sparse_logsumexp",
+    "sparse_bidir_logsumexp",
     "sparse_solve_j4t",
     "sparse_solve_c4t",
 ]
