@@ -33,7 +33,7 @@ def _same_sparse(x, fw: str, copy):
 
 def _convert(x, target: str, copy):
     fn = f"to_{target}"
-    if copy not in (None, True, False):
+    if copy is not None and not isinstance(copy, bool):
         raise TypeError(f"{fn}: copy must be None, True or False, got {copy!r}")
     kind = sparse_kind(x)
     if kind is None:

@@ -192,9 +192,16 @@ def _to_cupy(x):
     return cupy.from_dlpack(x)
 
 
+def _to_jax(x):
+    if isinstance(x, np.ndarray) and not x.flags.writeable:
+        # NumPy exports read-only arrays only to DLPack >= 1.0 consumers; torch is one, JAX is not.
+        x = torch.from_dlpack(x)
+    return require("jax.dlpack").from_dlpack(x)
+
+
 _SHARE = {
     "torch": lambda x: torch.from_dlpack(x),
-    "jax": lambda x: require("jax.dlpack").from_dlpack(x),
+    "jax": _to_jax,
     "numpy": lambda x: x if isinstance(x, np.ndarray) else np.from_dlpack(x),
     "cupy": _to_cupy,
 }

@@ -129,7 +129,7 @@ def aligned_numpy(a):
     """A NumPy copy of ``a`` in torch-allocated (64-byte aligned) memory, shareable with JAX."""
     import numpy as np
 
-    return torch.from_numpy(np.ascontiguousarray(a)).clone().numpy()
+    return torch.from_numpy(np.array(a, order="C")).clone().numpy()
 
 
 def make_sparse(framework: str, D: torch.Tensor, layout, index_dtype=torch.int64):
