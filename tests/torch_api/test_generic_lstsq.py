@@ -1,0 +1,179 @@
+"""sparse_generic_lstsq: values and sparse gradients against dense least-squares autograd."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.helpers import assert_sparse_grad, to_sparse
+from torch_api import sparse_generic_lstsq
+
+M, N = 20, 12
+
+
+def tall(m=M, n=N, dtype=torch.float64, seed=0):
+    """A tall, full-column-rank, well-conditioned matrix with a random sparse pattern."""
+    g = torch.Generator().manual_seed(seed)
+    R = torch.randn(m, n, generator=g, dtype=torch.float64) * (torch.rand(m, n, generator=g) < 0.3)
+    R[:n] += 3 * torch.eye(n, dtype=torch.float64)
+    return R.to(dtype)
+
+
+def dense_reference(D, B, G):
+    """``X = D^+ B`` by torch.linalg.lstsq and the dense-autograd gradients of ``sum(G * X)``."""
+    D = D.detach().clone().requires_grad_()
+    B = B.detach().clone().requires_grad_()
+    X = torch.linalg.lstsq(D, B if B.dim() == 2 else B[:, None]).solution
+    X = X if B.dim() == 2 else X[:, 0]
+    (X * G).sum().backward()
+    return X.detach(), D.grad, B.grad
+
+
+def direct(A, B):
+    """Dense least squares (minimum norm for a wide matrix) in the solver signature."""
+    D = A.to_dense()
+    X = torch.linalg.pinv(D) @ B
+    return X
+
+
+def close(dtype):
+    return {"rtol": 1e-8, "atol": 1e-9} if dtype == torch.float64 else {"rtol": 2e-3, "atol": 2e-4}
+
+
+def run(A, B, G, **kw):
+    B = B.clone().requires_grad_()
+    X = sparse_generic_lstsq(A, B, **kw)
+    (X * G).sum().backward()
+    return X, B.grad
+
+
+@pytest.mark.parametrize("k", [0, 3], ids=["vector", "block"])
+def test_lsmr_default_matches_dense(layout, index_dtype, dtype, k):
+    D = tall(dtype=dtype)
+    g = torch.Generator().manual_seed(1)
+    B = torch.randn(M, max(k, 1), generator=g, dtype=torch.float64).to(dtype)
+    G = torch.randn(N, max(k, 1), generator=g, dtype=torch.float64).to(dtype)
+    if k == 0:
+        B, G = B[:, 0], G[:, 0]
+    A = to_sparse(D, layout, index_dtype).requires_grad_()
+    tol = 1e-14 if dtype == torch.float64 else 1e-7
+    X, dB = run(A, B, G, atol=tol, btol=tol, maxiter=200)
+    Xr, dDr, dBr = dense_reference(D, B, G)
+    kw = close(dtype)
+    torch.testing.assert_close(X, Xr, **kw)
+    torch.testing.assert_close(dB, dBr, **kw)
+    assert_sparse_grad(A.grad, A, dDr, **kw)
+    if layout == torch.sparse_csr:
+        assert A.grad.crow_indices().dtype == index_dtype
+
+
+def test_square_system_with_direct_solver(layout):
+    D = tall(N, N)
+    B = torch.randn(N, 2, dtype=torch.float64)
+    G = torch.randn(N, 2, dtype=torch.float64)
+    A = to_sparse(D, layout).requires_grad_()
+    X, dB = run(A, B, G, lstsq=direct)
+    Xr, dDr, dBr = dense_reference(D, B, G)
+    torch.testing.assert_close(X, Xr)
+    torch.testing.assert_close(dB, dBr)
+    assert_sparse_grad(A.grad, A, dDr)
+
+
+def test_transpose_lstsq_receives_the_transpose(layout, index_dtype):
+    D = tall()
+    seen = []
+
+    def recording(name):
+        def lstsq(Mx, R, **kw):
+            seen.append((name, Mx, kw))
+            return direct(Mx, R)
+
+        return lstsq
+
+    A = to_sparse(D, layout, index_dtype).requires_grad_()
+    B = torch.randn(M, dtype=torch.float64)
+    G = torch.randn(N, dtype=torch.float64)
+    X, dB = run(A, B, G, lstsq=recording("fwd"), transpose_lstsq=recording("bwd"), flag=1)
+    names = [s[0] for s in seen]
+    assert names == ["fwd", "bwd", "fwd"]  # X; then z = A^{+T} G; then Y = A^+ z for dA
+    assert all(s[2] == {"flag": 1} for s in seen)
+    assert all(s[1].layout == layout for s in seen)
+    torch.testing.assert_close(seen[1][1].to_dense(), D.T)
+    Xr, dDr, dBr = dense_reference(D, B, G)
+    torch.testing.assert_close(dB, dBr)
+    assert_sparse_grad(A.grad, A, dDr)
+
+
+@pytest.mark.parametrize("solver", ["direct", "lsmr"])
+def test_gradcheck(layout, solver):
+    m, n = 8, 5
+    S = to_sparse(tall(m, n, seed=3), layout)
+    kw = {"lstsq": direct} if solver == "direct" else {"atol": 1e-15, "btol": 1e-15, "maxiter": 100}
+
+    def f(values, B):
+        if layout == torch.sparse_coo:
+            A = torch.sparse_coo_tensor(S.indices(), values, S.shape, is_coalesced=True)
+        else:
+            A = torch.sparse_csr_tensor(S.crow_indices(), S.col_indices(), values, S.shape)
+        return sparse_generic_lstsq(A, B, **kw)
+
+    values = S.values().clone().requires_grad_()
+    B = torch.randn(m, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(f, (values, B))
+
+
+def test_needs_input_grad_paths(layout):
+    D = tall()
+    B = torch.randn(M, 2, dtype=torch.float64)
+    G = torch.randn(N, 2, dtype=torch.float64)
+    _, dDr, dBr = dense_reference(D, B, G)
+    calls = []
+
+    def counting(Mx, R):
+        calls.append(Mx.shape)
+        return direct(Mx, R)
+
+    A = to_sparse(D, layout).requires_grad_()  # only A
+    (sparse_generic_lstsq(A, B, lstsq=counting) * G).sum().backward()
+    assert_sparse_grad(A.grad, A, dDr)
+    assert len(calls) == 3
+    calls.clear()
+    A = to_sparse(D, layout)  # only B: no second solve with A
+    Bg = B.clone().requires_grad_()
+    (sparse_generic_lstsq(A, Bg, lstsq=counting) * G).sum().backward()
+    torch.testing.assert_close(Bg.grad, dBr)
+    assert A.grad is None
+    assert calls == [torch.Size([M, N]), torch.Size([N, M])]
+
+
+def test_lsmr_nonconvergence_reaches_the_caller():
+    from torch_api.utils import ConvergenceError, ConvergenceWarning
+
+    A = to_sparse(tall(), torch.sparse_csr)
+    B = torch.randn(M, dtype=torch.float64)
+    with pytest.warns(ConvergenceWarning, match="lsmr"):
+        sparse_generic_lstsq(A, B, maxiter=1)
+    with pytest.raises(ConvergenceError, match="lsmr"):
+        sparse_generic_lstsq(A, B, maxiter=1, raise_on_failure=True)
+
+
+def test_bad_inputs():
+    D = tall()
+    A = to_sparse(D, torch.sparse_csr)
+    b = torch.ones(M, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"A: expected a tall matrix \(m >= n"):
+        sparse_generic_lstsq(to_sparse(D.T.contiguous(), torch.sparse_csr), torch.ones(N, dtype=torch.float64))
+    with pytest.raises(ValueError, match="B: expected a first dimension"):
+        sparse_generic_lstsq(A, torch.ones(N, dtype=torch.float64))
+    with pytest.raises(ValueError, match="B: expected dtype torch.float64"):
+        sparse_generic_lstsq(A, b.float())
+    with pytest.raises(TypeError, match="A: expected a sparse COO or sparse CSR tensor"):
+        sparse_generic_lstsq(D, b)
+    with pytest.raises(TypeError, match="A: expected .*got a sparse CSC"):
+        sparse_generic_lstsq(D.to_sparse_csc(), b)
+    with pytest.raises(ValueError, match="B: expected a 1 or 2-D tensor"):
+        sparse_generic_lstsq(A, torch.ones(1, M, 1, dtype=torch.float64))
+    with pytest.raises(TypeError, match="lstsq: expected a callable"):
+        sparse_generic_lstsq(A, b, lstsq=3)
+    with pytest.raises(ValueError, match="lstsq: expected the solver to return shape"):
+        sparse_generic_lstsq(A, b, lstsq=lambda Mx, R: R)
