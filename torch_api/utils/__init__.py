@@ -14,6 +14,7 @@ from .._solvers import (
     lsmr,
     minres,
 )
+from .._stats import cov_nagao_test, mean_hotelling_t2_test
 
 __all__ = [
     "BICGSTABSettings",
@@ -35,4 +36,6 @@ __all__ = [
     "stack_csr",
     "convert_coo_to_csr_indices_values",
     "convert_coo_to_csr",
+    "mean_hotelling_t2_test",
+    "cov_nagao_test",
 ]
