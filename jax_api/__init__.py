@@ -10,6 +10,8 @@ _require("jax")
 _require("equinox")
 
 from ._indexed_mm import gather_mm, segment_mm  # noqa: E402
+from ._sparse_mm import sparse_mm  # noqa: E402
 
 __all__: list[str] = []
 __all__ += ["segment_mm", "gather_mm"]
+__all__ += ["sparse_mm"]

@@ -1,0 +1,393 @@
+"""A sparse matrix's pattern, and the gradient on it: the shared core of every jax_api op.
+
+Every operation turns its BCOO/BCSR argument into a :class:`Pattern` once (:meth:`Pattern.of`):
+the pattern of one 2-D matrix in CSR order (a batched ``(b, n, m)`` matrix becomes the
+block-diagonal ``(b*n, b*m)`` matrix) plus the flat ``(nnz,)`` values in that order. The values
+are taken from ``A.data`` with ordinary differentiable JAX operations (reshape, gather by a sort
+permutation, masking), so a gradient computed on the flat values flows back to ``A.data`` in the
+caller's own layout, through ``jax.grad`` and ``eqx.filter_grad`` alike.
+
+Padding: BCOO marks unused entries with an index equal to the shape, BCSR keeps them after
+``indptr[-1]``. They become entries of row ``n_rows`` (one past the last row) sorted after every
+real entry, with value 0; ``crow`` counts only real entries, so the first ``crow[-1]`` entries are
+a valid CSR matrix and padding receives a zero gradient.
+
+The gradient with respect to the values in ``Y = f(A) ...`` is always a sampled dense-dense
+product (SDDMM): ``dA[i, j] = sum_k G[i, k] X[j, k]`` at A's nonzeros (:meth:`Pattern.sddmm`).
+It never forms an ``n x m`` matrix nor an ``nnz x p`` temporary: on CPU it runs
+``torch.sparse.sampled_addmm`` on JAX's buffers through :func:`bridge.jax_kernel`; elsewhere a
+loop over column blocks of ``G`` and ``X`` keeps the temporaries at ``O(nnz * block)``.
+Products (:meth:`Pattern.matmul`, :meth:`Pattern.rmatmul`) likewise use torch's MKL CSR kernels on
+CPU and XLA gather/scatter elsewhere; the choice is made when the program is lowered
+(``jax.lax.platform_dependent``), so it is static and free under ``jit``. Products with ``A^T``
+use the CSR pattern of the transpose (:meth:`Pattern.transpose`: a counting sort on CPU).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental.sparse import BCOO, BCSR
+
+_INT32_MAX = 2**31 - 1
+_SDDMM_BLOCK_ELEMS = 1 << 22  # XLA path: at most nnz * block elements live at once
+
+
+def _index_dtype(*sizes: int):
+    return jnp.int32 if max(sizes) < _INT32_MAX else jnp.int64
+
+
+@partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["rows", "cols", "crow"],
+    meta_fields=["shape", "csr_shape"],
+)
+@dataclass(frozen=True)
+class Pattern:
+    """The pattern of a 2-D or batched BCOO/BCSR matrix as one row-sorted 2-D pattern.
+
+    ``rows``/``cols`` (``(nnz,)``) list the entries of the (block-diagonal) ``csr_shape`` matrix
+    sorted by row; padding entries come last with row ``csr_shape[0]`` and column 0. ``crow``
+    (``(csr_shape[0] + 1,)``) are the CSR row pointers of the real entries. ``shape`` is the
+    caller's shape, ``(n, m)`` or ``(b, n, m)``. A pytree: it crosses ``jit``/``vmap``/
+    ``custom_vjp`` boundaries like an array.
+    """
+
+    rows: jax.Array
+    cols: jax.Array
+    crow: jax.Array
+    shape: tuple[int, ...]
+    csr_shape: tuple[int, int]
+
+    # ----------------------------------------------------------------------------- facts
+    @property
+    def batch(self) -> int | None:
+        return self.shape[0] if len(self.shape) == 3 else None
+
+    @property
+    def nnz(self) -> int:
+        """Stored entries, padding included (a static number)."""
+        return self.cols.shape[0]
+
+    @property
+    def valid(self) -> jax.Array:
+        """``(nnz,)`` mask of the real (non-padding) entries."""
+        return self.rows < self.csr_shape[0]
+
+    # ----------------------------------------------------------------------------- building
+    @staticmethod
+    def of(A: BCOO | BCSR) -> tuple[Pattern, jax.Array]:
+        """The pattern of a validated ``A`` and its flat values in the pattern's order.
+
+        The values are computed from ``A.data`` with differentiable JAX operations; padding
+        values are replaced by zeros.
+        """
+        if isinstance(A, BCSR):
+            return _of_bcsr(A)
+        return _of_bcoo(A)
+
+    # ----------------------------------------------------------------------------- products
+    def matmul(self, values: jax.Array, B: jax.Array) -> jax.Array:
+        """``A @ B`` for flat ``B (csr_shape[1], p)`` -> ``(csr_shape[0], p)`` (no gradient rule)."""
+        return jax.lax.platform_dependent(
+            self, values, B, cpu=_spmm_torch, default=_spmm_xla
+        )
+
+    def rmatmul(self, values: jax.Array, G: jax.Array) -> jax.Array:
+        """``A^T @ G`` for flat ``G (csr_shape[0], p)`` -> ``(csr_shape[1], p)``."""
+        pattern_t, perm = self.transpose()
+        return pattern_t.matmul(values[perm], G)
+
+    def sddmm(self, G: jax.Array, X: jax.Array) -> jax.Array:
+        """Flat values of ``G @ X^T`` at the pattern: ``G (N, p)``, ``X (M, p)`` -> ``(nnz,)``.
+
+        Zero at padding entries; no ``N x M`` matrix and no ``nnz x p`` temporary.
+        """
+        if self.nnz == 0:
+            return jnp.zeros((0,), G.dtype)
+        if G.shape[-1] == 0:
+            return jnp.zeros((self.nnz,), G.dtype)
+        return jax.lax.platform_dependent(self, G, X, cpu=_sddmm_torch, default=_sddmm_xla)
+
+    def transpose(self) -> tuple[Pattern, jax.Array]:
+        """``(pattern_T, perm)``: the pattern of ``A^T``, whose values are ``values[perm]``."""
+        if self.nnz == 0:
+            n, m = self.csr_shape
+            empty = jnp.zeros((0,), self.cols.dtype)
+            crow = jnp.zeros((m + 1,), self.crow.dtype)
+            return Pattern(empty, empty, crow, _t_shape(self.shape), (m, n)), empty
+        crow_t, perm = jax.lax.platform_dependent(
+            self, cpu=_transpose_torch, default=_transpose_xla
+        )
+        n, m = self.csr_shape
+        pos = jnp.arange(self.nnz, dtype=self.cols.dtype)
+        real = pos < crow_t[-1]
+        rows_t = jnp.where(real, self.cols[perm], m)
+        cols_t = jnp.where(real, self.rows[perm], 0)
+        return Pattern(rows_t, cols_t, crow_t, _t_shape(self.shape), (m, n)), perm
+
+    # ----------------------------------------------------------------------------- helpers
+    def todense(self, values: jax.Array) -> jax.Array:
+        """The dense ``csr_shape`` matrix (for references and small problems only)."""
+        return jnp.zeros(self.csr_shape, values.dtype).at[self.rows, self.cols].add(
+            values, mode="drop"
+        )
+
+    def to_bcoo(self, values: jax.Array) -> BCOO:
+        """The 2-D (block-diagonal) matrix as a BCOO (padding indices equal to the shape)."""
+        n, m = self.csr_shape
+        cols = jnp.where(self.valid, self.cols, m)
+        return BCOO(
+            (values, jnp.stack([self.rows, cols], axis=1)),
+            shape=self.csr_shape,
+            indices_sorted=True,
+        )
+
+    def flat_rhs(self, B: jax.Array) -> tuple[jax.Array, bool]:
+        """A dense ``(r,)``, ``(r, p)``, ``(b, r)`` or ``(b, r, p)`` operand as ``(b*r, p)``.
+
+        Returns the 2-D matrix and whether the caller gave a vector (no trailing ``p``).
+        """
+        vector = B.ndim == (2 if self.batch is not None else 1)
+        if vector:
+            B = B[..., None]
+        return B.reshape(-1, B.shape[-1]), vector
+
+    def unflat(self, Y: jax.Array, vector: bool, rows: int) -> jax.Array:
+        """Inverse of :meth:`flat_rhs` for a result with ``rows`` rows per batch item."""
+        if self.batch is not None:
+            Y = Y.reshape(self.batch, rows, Y.shape[-1])
+        return Y[..., 0] if vector else Y
+
+
+def _t_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (*shape[:-2], shape[-1], shape[-2])
+
+
+# ------------------------------------------------------------------------------ building
+def _crow_from_rows(rows: jax.Array, n_rows: int, dtype) -> jax.Array:
+    """CSR pointers of sorted row indices (padding rows ``n_rows`` are not counted)."""
+    return jnp.searchsorted(rows, jnp.arange(n_rows + 1, dtype=rows.dtype), side="left").astype(
+        dtype
+    )
+
+
+def _csr_rows(indptr: jax.Array, nse: int, dtype) -> jax.Array:
+    """Row of every position of a 2-D CSR (positions after ``indptr[-1]`` get row ``n``)."""
+    marks = jnp.zeros((nse,), dtype).at[indptr[1:]].add(1, mode="drop")
+    return jnp.cumsum(marks).astype(dtype)
+
+
+def _of_bcsr(A: BCSR) -> tuple[Pattern, jax.Array]:
+    n, m = A.shape[-2:]
+    nse = A.indices.shape[-1]
+    if A.n_batch == 0:
+        dt = _index_dtype(n + 1, m + 1, nse + 1)
+        crow = A.indptr.astype(dt)
+        pos = jnp.arange(nse, dtype=dt)
+        real = pos < crow[-1]
+        rows = jnp.where(real, _csr_rows(crow, nse, dt), n)
+        cols = jnp.where(real, A.indices.astype(dt), 0)
+        values = jnp.where(real, A.data, 0)
+        return Pattern(rows, cols, crow, tuple(A.shape), (n, m)), values
+    b = A.shape[0]
+    N, M = b * n, b * m
+    dt = _index_dtype(N + 1, M + 1, b * nse + 1)
+    indptr = jnp.broadcast_to(A.indptr, (b, n + 1)).astype(dt)
+    indices = jnp.broadcast_to(A.indices, (b, nse)).astype(dt)
+    data = jnp.broadcast_to(A.data, (b, nse))
+    pos = jnp.arange(nse, dtype=dt)
+    real = pos[None, :] < indptr[:, -1:]
+    local_rows = jax.vmap(lambda p: _csr_rows(p, nse, dt))(indptr)
+    off = jnp.arange(b, dtype=dt)[:, None]
+    rows = jnp.where(real, local_rows + off * n, N).reshape(-1)
+    cols = jnp.where(real, indices + off * m, 0).reshape(-1)
+    values = jnp.where(real, data, 0).reshape(-1)
+    # Each item's padding sits after its own entries: move every real entry to the front.
+    perm = _stable_partition(real.reshape(-1))
+    rows, cols, values = rows[perm], cols[perm], values[perm]
+    return Pattern(rows, cols, _crow_from_rows(rows, N, dt), tuple(A.shape), (N, M)), values
+
+
+def _stable_partition(keep: jax.Array) -> jax.Array:
+    """Permutation listing the ``keep`` positions first, then the others, each in order."""
+    keep_i = keep.astype(jnp.int32)
+    n_keep = jnp.sum(keep_i)
+    dest = jnp.where(keep, jnp.cumsum(keep_i) - 1, n_keep + jnp.cumsum(1 - keep_i) - 1)
+    return jnp.zeros_like(dest).at[dest].set(jnp.arange(keep.shape[0], dtype=dest.dtype))
+
+
+def _of_bcoo(A: BCOO) -> tuple[Pattern, jax.Array]:
+    shape = tuple(A.shape)
+    n, m = shape[-2:]
+    nse = A.indices.shape[-2]
+    if len(shape) == 2:
+        dt = _index_dtype(n + 1, m + 1, nse + 1)
+        idx = A.indices.astype(dt)
+        r, c = idx[:, 0], idx[:, 1]
+        real = (r < n) & (c < m)
+        rows, cols, data = jnp.where(real, r, n), jnp.where(real, c, 0), A.data
+        N, M = n, m
+        known_sorted = A.indices_sorted
+    elif A.n_batch == 1:
+        b = shape[0]
+        N, M = b * n, b * m
+        dt = _index_dtype(N + 1, M + 1, b * nse + 1)
+        idx = jnp.broadcast_to(A.indices, (b, nse, 2)).astype(dt)
+        data = jnp.broadcast_to(A.data, (b, nse)).reshape(-1)
+        r, c = idx[..., 0], idx[..., 1]
+        real = (r < n) & (c < m)
+        off = jnp.arange(b, dtype=dt)[:, None]
+        rows = jnp.where(real, r + off * n, N).reshape(-1)
+        cols = jnp.where(real, c + off * m, 0).reshape(-1)
+        real = real.reshape(-1)
+        known_sorted = False  # per-item padding may sit between items
+    else:  # torch-style batched COO: three sparse dimensions (batch, row, col)
+        b = shape[0]
+        N, M = b * n, b * m
+        dt = _index_dtype(N + 1, M + 1, nse + 1)
+        idx = A.indices.astype(dt)
+        i, r, c = idx[:, 0], idx[:, 1], idx[:, 2]
+        real = (i < b) & (r < n) & (c < m)
+        rows, cols, data = jnp.where(real, i * n + r, N), jnp.where(real, i * m + c, 0), A.data
+        known_sorted = A.indices_sorted
+    values = jnp.where(real, data, 0)
+    if not known_sorted:
+        perm = _row_sort_permutation(rows, cols)
+        rows, cols, values = rows[perm], cols[perm], values[perm]
+    return Pattern(rows, cols, _crow_from_rows(rows, N, dt), shape, (N, M)), values
+
+
+def _row_sort_permutation(rows: jax.Array, cols: jax.Array) -> jax.Array:
+    """Permutation sorting entries by (row, col); skips the sort when already sorted."""
+    if rows.shape[0] < 2:
+        return jnp.arange(rows.shape[0], dtype=rows.dtype)
+    r0, r1, c0, c1 = rows[:-1], rows[1:], cols[:-1], cols[1:]
+    in_order = jnp.all((r1 > r0) | ((r1 == r0) & (c1 >= c0)))
+    return jax.lax.cond(
+        in_order,
+        lambda: jnp.arange(rows.shape[0], dtype=rows.dtype),
+        lambda: jnp.lexsort((cols, rows)).astype(rows.dtype),
+    )
+
+
+# --------------------------------------------------------------------- torch kernels (CPU)
+def _torch_csr(crow, col, values, shape):
+    import torch
+
+    nv = int(crow[-1])
+    with warnings.catch_warnings():  # torch's "CSR support is in beta" notice
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, col[:nv], values[:nv], shape, check_invariants=False)
+
+
+def _spmm_kernel(crow, col, values, B, *, shape):
+    return _torch_csr(crow, col, values, shape) @ B
+
+
+def _sddmm_kernel(crow, col, G, X, *, shape):
+    import torch
+
+    out = torch.zeros(col.shape[0], dtype=G.dtype, device=G.device)
+    nv = int(crow[-1])
+    if nv:
+        pattern = _torch_csr(crow, col, out, shape)
+        res = torch.sparse.sampled_addmm(pattern, G, X.transpose(0, 1), beta=0.0)
+        out[:nv] = res.values()
+    return out
+
+
+def _transpose_kernel(crow, col, *, shape):
+    """(crow_T, perm): counting sort of the entries by column (SciPy's csr -> csc), stable."""
+    import numpy as np_
+    import scipy.sparse as sp
+    import torch
+
+    n, m = shape
+    nse = col.shape[0]
+    nv = int(crow[-1])
+    perm = torch.arange(nse, dtype=col.dtype)
+    crow_t = torch.zeros(m + 1, dtype=crow.dtype)
+    if nv:
+        csr = sp.csr_matrix(
+            (np_.arange(nv, dtype=np_.int64 if nv > _INT32_MAX else np_.int32),
+             col[:nv].numpy(), crow.numpy()),
+            shape=shape,
+        )
+        csc = csr.tocsc()
+        perm[:nv] = torch.from_numpy(csc.data.astype(perm.numpy().dtype, copy=False))
+        crow_t = torch.from_numpy(csc.indptr.astype(crow.numpy().dtype, copy=False))
+    return crow_t, perm
+
+
+def _kernel(fn, shapes, *args, **static):
+    from bridge import jax_kernel
+
+    return jax_kernel(partial(fn, **static), shapes)(*args)
+
+
+def _spmm_torch(p: Pattern, values, B):
+    out = jax.ShapeDtypeStruct((p.csr_shape[0], B.shape[1]), B.dtype)
+    return _kernel(_spmm_kernel, out, p.crow, p.cols, values, B, shape=p.csr_shape)
+
+
+def _sddmm_torch(p: Pattern, G, X):
+    out = jax.ShapeDtypeStruct((p.nnz,), G.dtype)
+    return _kernel(_sddmm_kernel, out, p.crow, p.cols, G, X, shape=p.csr_shape)
+
+
+def _transpose_torch(p: Pattern):
+    m = p.csr_shape[1]
+    out = (
+        jax.ShapeDtypeStruct((m + 1,), p.crow.dtype),
+        jax.ShapeDtypeStruct((p.nnz,), p.cols.dtype),
+    )
+    return _kernel(_transpose_kernel, out, p.crow, p.cols, shape=p.csr_shape)
+
+
+# ------------------------------------------------------------------------ XLA (GPU, TPU)
+def _spmm_xla(p: Pattern, values, B):
+    cols = jnp.minimum(p.cols, p.csr_shape[1] - 1)
+    return jax.ops.segment_sum(
+        values[:, None] * B[cols], p.rows, p.csr_shape[0], indices_are_sorted=True
+    )
+
+
+def _sddmm_xla(p: Pattern, G, X):
+    n_p = G.shape[1]
+    block = int(max(1, min(n_p, _SDDMM_BLOCK_ELEMS // max(p.nnz, 1))))
+    n_blocks = -(-n_p // block)
+    pad = n_blocks * block - n_p
+    Gt = jnp.pad(G, ((0, 0), (0, pad))).T.reshape(n_blocks, block, -1)
+    Xt = jnp.pad(X, ((0, 0), (0, pad))).T.reshape(n_blocks, block, -1)
+    rows = jnp.minimum(p.rows, p.csr_shape[0] - 1)
+    cols = jnp.minimum(p.cols, p.csr_shape[1] - 1)
+
+    def step(acc, gx):
+        g, x = gx
+        return acc + jnp.sum(g[:, rows] * x[:, cols], axis=0), None
+
+    acc, _ = jax.lax.scan(step, jnp.zeros((p.nnz,), G.dtype), (Gt, Xt))
+    return jnp.where(p.valid, acc, 0)
+
+
+def _transpose_xla(p: Pattern):
+    m = p.csr_shape[1]
+    key = jnp.where(p.valid, p.cols, m)
+    perm = jnp.lexsort((p.rows, key)).astype(p.cols.dtype)
+    crow_t = _crow_from_rows(key[perm], m, p.crow.dtype)
+    return crow_t, perm
+
+
+def concrete_entries(pattern: Pattern) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(rows, cols)`` of the real entries as NumPy arrays, or None under tracing."""
+    if any(isinstance(x, jax.core.Tracer) for x in (pattern.rows, pattern.cols)):
+        return None
+    rows, cols = np.asarray(pattern.rows), np.asarray(pattern.cols)
+    real = rows < pattern.csr_shape[0]
+    return rows[real], cols[real]
