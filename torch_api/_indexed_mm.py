@@ -63,6 +63,16 @@ def _pad_last(x: torch.Tensor, dims: tuple[int, ...], align: int) -> torch.Tenso
     return F.pad(x, pad) if any(pad) else x
 
 
+def _gemm_ready(w: torch.Tensor, align: int) -> bool:
+    """Row- or column-major in the last two dimensions with a 16-byte-aligned leading stride."""
+    (s0, s1), (d0, d1) = w.stride()[-2:], w.shape[-2:]
+    if s1 == 1 and s0 >= d1:
+        return s0 % align == 0
+    if s0 == 1 and s1 >= d0:
+        return s1 % align == 0
+    return False
+
+
 def _segment_fwd(x: torch.Tensor, w: torch.Tensor, plan: _Plan) -> torch.Tensor:
     """Segment product: rows of segment r of ``x (N, K)`` times ``w[r] (K, M)`` -> ``(N, M)``."""
     N, M = x.shape[0], w.shape[-1]
@@ -70,7 +80,7 @@ def _segment_fwd(x: torch.Tensor, w: torch.Tensor, plan: _Plan) -> torch.Tensor:
         align = 16 // x.element_size()
         xp = _pad_last(x, (-1,), align).contiguous()
         wp = _pad_last(w, (-2, -1), align)
-        if not (wp.stride(-1) == 1 or wp.stride(-2) == 1):
+        if not _gemm_ready(wp, align):
             wp = wp.contiguous()
         out = F.grouped_mm(xp, wp, offs=plan.offs)
         return out[:, :M].contiguous() if out.shape[-1] != M or not out.is_contiguous() else out

@@ -120,6 +120,30 @@ def test_non_contiguous_operands(dtype):
     )
 
 
+B_VIEWS = {
+    "expanded": lambda g: torch.randn(1, 8, 8, generator=g).expand(3, 8, 8),
+    "unaligned-row-stride": lambda g: torch.randn(3, 8, 10, generator=g)[:, :, :8],
+    "aligned-row-stride": lambda g: torch.randn(3, 8, 12, generator=g)[:, :, :8],
+    "step-2": lambda g: torch.randn(3, 8, 16, generator=g)[:, :, ::2],
+}
+
+
+@pytest.mark.parametrize("make_b", B_VIEWS.values(), ids=B_VIEWS.keys())
+def test_strided_views_of_b(make_b):
+    g = torch.Generator().manual_seed(5)
+    a = torch.randn(8, 8, generator=g, requires_grad=True)
+    b = make_b(g).requires_grad_()
+    seg = torch.tensor([3, 0, 5])
+    G = torch.randn(8, 8, generator=g)
+    out = segment_mm(a, b, seg)
+    da, db = torch.autograd.grad(out, (a, b), G)
+    idx = torch.repeat_interleave(torch.arange(3), seg)
+    ref, ref_da, ref_db = _ref_grads(a, b, idx, G)
+    torch.testing.assert_close(out.double(), ref, **tol(torch.float32))
+    torch.testing.assert_close(da.double(), ref_da, **tol(torch.float32))
+    torch.testing.assert_close(db.double(), ref_db, **tol(torch.float32))
+
+
 def test_no_rows():
     a, b, _ = _operands(0, 4, 3, 2, torch.float32)
     out = segment_mm(a, b, torch.tensor([0, 0]))
