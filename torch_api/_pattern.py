@@ -154,7 +154,7 @@ class Pattern:
         vector = B.dim() == (2 if self.batch is not None else 1)
         if vector:
             B = B.unsqueeze(-1)
-        return B.reshape(-1, B.shape[-1]), vector
+        return B.reshape(B.shape[:-1].numel(), B.shape[-1]), vector  # explicit rows: p may be 0
 
     def unflat(self, Y: torch.Tensor, vector: bool, rows: int) -> torch.Tensor:
         """Inverse of :meth:`flat_rhs` for a result with ``rows`` rows per batch."""
@@ -172,7 +172,9 @@ def _transpose_cached(crow: torch.Tensor, col: torch.Tensor, shape: tuple[int, i
     # Keyed on the caller's own index tensors (``source``): a COO pattern's ``crow`` is rebuilt on
     # every call, its indices are not. The entry holds those tensors, so their memory cannot be
     # freed and reused by another pattern while cached: equal pointers, sizes and versions mean
-    # the same pattern.
+    # the same pattern. Limitation: an in-place change is seen through the version counter of
+    # the sparse tensor's own index tensors (A.col_indices(), A._indices()); a new sparse tensor
+    # built on index storage that was changed in place through another alias is not detected.
     key = (crow.device, shape, *((t.data_ptr(), t.numel()) for t in source))
     hit = _transpose_cache.get(key)
     if hit is not None:

@@ -1,0 +1,231 @@
+"""sparse_triangular_solve against torch.linalg.solve_triangular on the dense matrix."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from tests.helpers import assert_sparse_grad, to_sparse, tol
+from torch_api import sparse_triangular_solve
+
+N = 7
+COMBOS = list(itertools.product([True, False], repeat=3))  # upper, unitriangular, transpose
+COMBO_IDS = [
+    f"{'up' if u else 'lo'}-{'unit' if d else 'diag'}-{'T' if t else 'N'}" for u, d, t in COMBOS
+]
+
+
+def tri_dense(shape, upper, unitriangular, dtype=torch.float64, seed=0, density=0.5):
+    """Triangular test matrix: one random pattern shared by the batch (equal nnz, as batched CSR
+    needs), values bounded away from zero, a dominant diagonal unless ``unitriangular`` (then
+    none is stored)."""
+    g = torch.Generator().manual_seed(seed)
+    n = shape[-1]
+    mask = torch.rand(n, n, generator=g) < density
+    mask = mask.triu(1) if upper else mask.tril(-1)
+    sign = torch.randint(0, 2, shape, generator=g) * 2 - 1
+    vals = sign * (0.5 + 0.5 * torch.rand(shape, generator=g, dtype=torch.float64))
+    D = vals * mask
+    if not unitriangular:
+        D = D + torch.diag_embed(2.0 + torch.rand(shape[:-1], generator=g, dtype=torch.float64))
+    return D.to(dtype)
+
+
+def dense_reference(D, B, G, upper, unitriangular, transpose):
+    """X and the dense-autograd gradients of ``sum(G * X)``; B may be a vector (per batch item)."""
+    D = D.detach().clone().requires_grad_()
+    B = B.detach().clone().requires_grad_()
+    vector = B.dim() == D.dim() - 1
+    M = D.mT if transpose else D
+    X = torch.linalg.solve_triangular(
+        M, B.unsqueeze(-1) if vector else B, upper=upper != transpose, unitriangular=unitriangular
+    )
+    X = X.squeeze(-1) if vector else X
+    (X * G).sum().backward()
+    return X.detach(), D.grad, B.grad
+
+
+def make(D, layout, index_dtype):
+    return to_sparse(D, layout, index_dtype).requires_grad_()
+
+
+@pytest.mark.parametrize(("upper", "unitriangular", "transpose"), COMBOS, ids=COMBO_IDS)
+def test_matches_dense(upper, unitriangular, transpose, layout, batch, dtype, index_dtype):
+    shape = (N, N) if batch is None else (batch, N, N)
+    D = tri_dense(shape, upper, unitriangular, dtype)
+    g = torch.Generator().manual_seed(1)
+    B = torch.randn(*shape[:-1], 3, generator=g, dtype=torch.float64).to(dtype)
+    G = torch.randn(*shape[:-1], 3, generator=g, dtype=torch.float64).to(dtype)
+    Xr, dDr, dBr = dense_reference(D, B, G, upper, unitriangular, transpose)
+    A = make(D, layout, index_dtype)
+    Bv = B.clone().requires_grad_()
+    X = sparse_triangular_solve(A, Bv, upper, unitriangular, transpose)
+    torch.testing.assert_close(X, Xr, **tol(dtype))
+    (X * G).sum().backward()
+    assert_sparse_grad(A.grad, A, dDr, **tol(dtype))
+    if layout == torch.sparse_csr:
+        assert A.grad.col_indices().dtype == index_dtype
+    torch.testing.assert_close(Bv.grad, dBr, **tol(dtype))
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_vector_rhs(layout, batch, transpose):
+    shape = (N, N) if batch is None else (batch, N, N)
+    D = tri_dense(shape, False, False)
+    B = torch.randn(shape[:-1], dtype=torch.float64)
+    G = torch.randn(shape[:-1], dtype=torch.float64)
+    Xr, dDr, dBr = dense_reference(D, B, G, False, False, transpose)
+    A = make(D, layout, torch.int64)
+    Bv = B.clone().requires_grad_()
+    X = sparse_triangular_solve(A, Bv, upper=False, transpose=transpose)
+    assert X.shape == B.shape
+    torch.testing.assert_close(X, Xr)
+    (X * G).sum().backward()
+    assert_sparse_grad(A.grad, A, dDr)
+    torch.testing.assert_close(Bv.grad, dBr)
+
+
+def test_default_is_upper_not_transposed():
+    D = tri_dense((N, N), True, False)
+    B = torch.randn(N, 2, dtype=torch.float64)
+    X = sparse_triangular_solve(to_sparse(D, torch.sparse_csr), B)
+    torch.testing.assert_close(X, torch.linalg.solve_triangular(D, B, upper=True))
+
+
+@pytest.mark.parametrize(("upper", "unitriangular", "transpose"), COMBOS, ids=COMBO_IDS)
+def test_gradcheck(upper, unitriangular, transpose, layout, batch):
+    shape = (5, 5) if batch is None else (2, 5, 5)
+    S = to_sparse(tri_dense(shape, upper, unitriangular, seed=3), layout)
+
+    def f(values, B):
+        if layout == torch.sparse_coo:
+            A = torch.sparse_coo_tensor(S.indices(), values, S.shape, is_coalesced=True)
+        else:
+            A = torch.sparse_csr_tensor(S.crow_indices(), S.col_indices(), values, S.shape)
+        return sparse_triangular_solve(A, B, upper, unitriangular, transpose)
+
+    values = S.values().clone().requires_grad_()
+    B = torch.randn(*shape[:-1], 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(f, (values, B))
+
+
+def test_needs_input_grad_paths(layout):
+    D = tri_dense((N, N), False, False)
+    B = torch.randn(N, 2, dtype=torch.float64)
+    G = torch.randn(N, 2, dtype=torch.float64)
+    _, dDr, dBr = dense_reference(D, B, G, False, False, False)
+    A = make(D, layout, torch.int64)  # only A
+    (sparse_triangular_solve(A, B, upper=False) * G).sum().backward()
+    assert_sparse_grad(A.grad, A, dDr)
+    A = to_sparse(D, layout)  # only B
+    Bv = B.clone().requires_grad_()
+    (sparse_triangular_solve(A, Bv, upper=False) * G).sum().backward()
+    torch.testing.assert_close(Bv.grad, dBr)
+    assert A.grad is None
+    X = sparse_triangular_solve(A, B, upper=False)  # neither
+    assert not X.requires_grad
+
+
+def test_noncoalesced_coo():
+    D = tri_dense((N, N), False, False)
+    C = D.to_sparse_coo().coalesce()
+    idx, val = C.indices(), C.values()
+    # the same matrix with each entry split in two halves, uncoalesced
+    A = torch.sparse_coo_tensor(torch.cat([idx, idx], 1), torch.cat([val, val]) / 2, D.shape)
+    assert not A.is_coalesced()
+    B = torch.randn(N, 2, dtype=torch.float64)
+    X = sparse_triangular_solve(A, B, upper=False)
+    torch.testing.assert_close(X, torch.linalg.solve_triangular(D, B, upper=False))
+
+
+def test_repeated_calls_same_pattern(layout):
+    """Cached transposed patterns must follow new values on an unchanged pattern."""
+    D1 = tri_dense((N, N), False, False, seed=4)
+    A = to_sparse(D1, layout)
+    B = torch.randn(N, 2, dtype=torch.float64)
+    for scale in (1.0, 2.0):
+        vals = A.values() * scale
+        if layout == torch.sparse_coo:
+            A2 = torch.sparse_coo_tensor(A.indices(), vals, A.shape, is_coalesced=True)
+        else:
+            A2 = torch.sparse_csr_tensor(A.crow_indices(), A.col_indices(), vals, A.shape)
+        for transpose in (False, True):
+            M = (scale * D1).mT if transpose else scale * D1
+            X = sparse_triangular_solve(A2, B, upper=False, transpose=transpose)
+            torch.testing.assert_close(X, torch.linalg.solve_triangular(M, B, upper=transpose))
+
+
+# ---------------------------------------------------------------------------- bad inputs
+def test_wrong_side_of_diagonal(layout, batch):
+    shape = (N, N) if batch is None else (batch, N, N)
+    D = tri_dense(shape, False, False)
+    A = to_sparse(D, layout)
+    B = torch.randn(*shape[:-1], 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="upper-triangular.*below the diagonal"):
+        sparse_triangular_solve(A, B, upper=True)
+    U = to_sparse(tri_dense(shape, True, False), layout)
+    with pytest.raises(ValueError, match="lower-triangular.*above the diagonal"):
+        sparse_triangular_solve(U, B, upper=False)
+    with pytest.raises(ValueError, match="lower-triangular.*above the diagonal"):
+        sparse_triangular_solve(U, B, upper=False, transpose=True)
+
+
+def test_unitriangular_with_stored_diagonal(layout):
+    A = to_sparse(tri_dense((N, N), True, False), layout)
+    with pytest.raises(ValueError, match="strictly triangular.*unitriangular=True"):
+        sparse_triangular_solve(A, torch.ones(N, dtype=torch.float64), unitriangular=True)
+
+
+def test_missing_or_zero_diagonal(layout, batch):
+    shape = (N, N) if batch is None else (batch, N, N)
+    B = torch.ones(*shape[:-1], dtype=torch.float64)
+    strict = to_sparse(tri_dense(shape, True, True), layout)  # no diagonal stored
+    with pytest.raises(ValueError, match="missing.*singular"):
+        sparse_triangular_solve(strict, B)
+    D = tri_dense(shape, True, False)
+    S = to_sparse(D, layout)
+    vals = S.values().clone()
+    # zero the first stored diagonal value, keeping it stored (values are in row-major order)
+    dense_pos = (D != 0).nonzero()
+    k = int((dense_pos[:, -1] == dense_pos[:, -2]).nonzero()[0, 0])
+    vals.view(-1)[k] = 0.0
+    if layout == torch.sparse_coo:
+        Z = torch.sparse_coo_tensor(S.indices(), vals, S.shape, is_coalesced=True)
+    else:
+        Z = torch.sparse_csr_tensor(S.crow_indices(), S.col_indices(), vals, S.shape)
+    with pytest.raises(ValueError, match="1 zero diagonal.*singular"):
+        sparse_triangular_solve(Z, B)
+
+
+def test_bad_types_and_shapes():
+    D = tri_dense((N, N), True, False)
+    A = to_sparse(D, torch.sparse_csr)
+    B = torch.ones(N, 2, dtype=torch.float64)
+    with pytest.raises(TypeError, match="A: expected a sparse COO or sparse CSR tensor"):
+        sparse_triangular_solve(D, B)
+    with pytest.raises(TypeError, match="A: expected a sparse COO or sparse CSR tensor"):
+        sparse_triangular_solve(D.to_sparse_csc(), B)
+    with pytest.raises(TypeError, match="A: expected a torch.Tensor"):
+        sparse_triangular_solve(D.numpy(), B)
+    with pytest.raises(TypeError, match="B: expected a dense"):
+        sparse_triangular_solve(A, B.to_sparse())
+    with pytest.raises(ValueError, match="A: expected a square matrix"):
+        sparse_triangular_solve(to_sparse(D[:, :-1], torch.sparse_csr), B)
+    with pytest.raises(ValueError, match="B: expected 7 rows"):
+        sparse_triangular_solve(A, B[:-1])
+    with pytest.raises(ValueError, match="B: expected dtype torch.float64"):
+        sparse_triangular_solve(A, B.float())
+    with pytest.raises(ValueError, match="B: expected a 1 or 2-D tensor"):
+        sparse_triangular_solve(A, B[None])
+    with pytest.raises(ValueError, match="A: expected float32 or float64"):
+        sparse_triangular_solve(to_sparse(D.to(torch.int64), torch.sparse_coo), B)
+    with pytest.raises(TypeError, match="upper: expected a bool"):
+        sparse_triangular_solve(A, B, upper="yes")
+
+
+def test_batch_mismatch():
+    A = to_sparse(tri_dense((2, N, N), True, False), torch.sparse_csr)
+    with pytest.raises(ValueError, match="B: expected batch size 2"):
+        sparse_triangular_solve(A, torch.ones(3, N, 1, dtype=torch.float64))
