@@ -11,7 +11,8 @@ _require("equinox")
 
 from ._indexed_mm import gather_mm, segment_mm  # noqa: E402
 from ._sparse_mm import sparse_mm  # noqa: E402
+from ._triangular_solve import sparse_triangular_solve  # noqa: E402
 
 __all__: list[str] = []
 __all__ += ["segment_mm", "gather_mm"]
-__all__ += ["sparse_mm"]
+__all__ += ["sparse_mm", "sparse_triangular_solve"]

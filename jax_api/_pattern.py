@@ -45,7 +45,7 @@ def _index_dtype(*sizes: int):
 @partial(
     jax.tree_util.register_dataclass,
     data_fields=["rows", "cols", "crow"],
-    meta_fields=["shape", "csr_shape"],
+    meta_fields=["shape", "csr_shape", "layout"],
 )
 @dataclass(frozen=True)
 class Pattern:
@@ -54,7 +54,8 @@ class Pattern:
     ``rows``/``cols`` (``(nnz,)``) list the entries of the (block-diagonal) ``csr_shape`` matrix
     sorted by row; padding entries come last with row ``csr_shape[0]`` and column 0. ``crow``
     (``(csr_shape[0] + 1,)``) are the CSR row pointers of the real entries. ``shape`` is the
-    caller's shape, ``(n, m)`` or ``(b, n, m)``. A pytree: it crosses ``jit``/``vmap``/
+    caller's shape, ``(n, m)`` or ``(b, n, m)``, and ``layout`` its type (``"bcoo"`` or
+    ``"bcsr"``). A pytree: it crosses ``jit``/``vmap``/
     ``custom_vjp`` boundaries like an array.
     """
 
@@ -63,6 +64,7 @@ class Pattern:
     crow: jax.Array
     shape: tuple[int, ...]
     csr_shape: tuple[int, int]
+    layout: str = "bcoo"
 
     # ----------------------------------------------------------------------------- facts
     @property
@@ -120,7 +122,7 @@ class Pattern:
             n, m = self.csr_shape
             empty = jnp.zeros((0,), self.cols.dtype)
             crow = jnp.zeros((m + 1,), self.crow.dtype)
-            return Pattern(empty, empty, crow, _t_shape(self.shape), (m, n)), empty
+            return Pattern(empty, empty, crow, _t_shape(self.shape), (m, n), self.layout), empty
         crow_t, perm = jax.lax.platform_dependent(
             self, cpu=_transpose_torch, default=_transpose_xla
         )
@@ -129,7 +131,8 @@ class Pattern:
         real = pos < crow_t[-1]
         rows_t = jnp.where(real, self.cols[perm], m)
         cols_t = jnp.where(real, self.rows[perm], 0)
-        return Pattern(rows_t, cols_t, crow_t, _t_shape(self.shape), (m, n)), perm
+        t_pattern = Pattern(rows_t, cols_t, crow_t, _t_shape(self.shape), (m, n), self.layout)
+        return t_pattern, perm
 
     # ----------------------------------------------------------------------------- helpers
     def todense(self, values: jax.Array) -> jax.Array:
@@ -147,6 +150,14 @@ class Pattern:
             shape=self.csr_shape,
             indices_sorted=True,
         )
+
+    def to_bcsr(self, values: jax.Array) -> BCSR:
+        """The 2-D (block-diagonal) matrix as a BCSR (padding after ``indptr[-1]``)."""
+        return BCSR((values, self.cols, self.crow), shape=self.csr_shape)
+
+    def matrix(self, values: jax.Array) -> BCOO | BCSR:
+        """The 2-D (block-diagonal) matrix in the caller's layout (BCOO or BCSR)."""
+        return self.to_bcsr(values) if self.layout == "bcsr" else self.to_bcoo(values)
 
     def flat_rhs(self, B: jax.Array) -> tuple[jax.Array, bool]:
         """A dense ``(r,)``, ``(r, p)``, ``(b, r)`` or ``(b, r, p)`` operand as ``(b*r, p)``.
@@ -194,7 +205,7 @@ def _of_bcsr(A: BCSR) -> tuple[Pattern, jax.Array]:
         rows = jnp.where(real, _csr_rows(crow, nse, dt), n)
         cols = jnp.where(real, A.indices.astype(dt), 0)
         values = jnp.where(real, A.data, 0)
-        return Pattern(rows, cols, crow, tuple(A.shape), (n, m)), values
+        return Pattern(rows, cols, crow, tuple(A.shape), (n, m), "bcsr"), values
     b = A.shape[0]
     N, M = b * n, b * m
     dt = _index_dtype(N + 1, M + 1, b * nse + 1)
@@ -211,7 +222,8 @@ def _of_bcsr(A: BCSR) -> tuple[Pattern, jax.Array]:
     # Each item's padding sits after its own entries: move every real entry to the front.
     perm = _stable_partition(real.reshape(-1))
     rows, cols, values = rows[perm], cols[perm], values[perm]
-    return Pattern(rows, cols, _crow_from_rows(rows, N, dt), tuple(A.shape), (N, M)), values
+    crow = _crow_from_rows(rows, N, dt)
+    return Pattern(rows, cols, crow, tuple(A.shape), (N, M), "bcsr"), values
 
 
 def _stable_partition(keep: jax.Array) -> jax.Array:
@@ -260,7 +272,7 @@ def _of_bcoo(A: BCOO) -> tuple[Pattern, jax.Array]:
     if not known_sorted:
         perm = _row_sort_permutation(rows, cols)
         rows, cols, values = rows[perm], cols[perm], values[perm]
-    return Pattern(rows, cols, _crow_from_rows(rows, N, dt), shape, (N, M)), values
+    return Pattern(rows, cols, _crow_from_rows(rows, N, dt), shape, (N, M), "bcoo"), values
 
 
 def _row_sort_permutation(rows: jax.Array, cols: jax.Array) -> jax.Array:
@@ -325,20 +337,53 @@ def _transpose_kernel(crow, col, *, shape):
     return crow_t, perm
 
 
-def _kernel(fn, shapes, *args, **static):
+def torch_call(fn, out_shapes, *args, core_ndims: tuple[int, ...], n_matrix: int = 0,
+               fold: bool = False, **static):
+    """Run the torch function ``fn(*tensors, **static)`` on JAX's buffers (``bridge.jax_kernel``).
+
+    Under ``vmap`` the kernel is called once with every argument carrying the mapped axes in
+    front (``core_ndims`` gives each argument's unmapped rank). With ``fold=True`` and the first
+    ``n_matrix`` arguments (the matrix) unmapped, the single dense argument's mapped axes are
+    folded into its columns (one product with ``L * p`` columns); otherwise the items run one
+    after another.
+    """
     from bridge import jax_kernel
 
-    return jax_kernel(partial(fn, **static), shapes)(*args)
+    kernel = partial(_vectorized, fn, core_ndims, n_matrix, fold, static)
+    return jax_kernel(kernel, out_shapes, vmap_method="expand_dims")(*args)
+
+
+def _vectorized(fn, core_ndims, n_matrix, fold, static, *args):
+    import torch
+
+    lead = args[0].dim() - core_ndims[0]
+    if lead == 0:
+        return fn(*args, **static)
+    bshape = tuple(torch.broadcast_shapes(*(tuple(a.shape[:lead]) for a in args)))
+    size = int(np.prod(bshape))
+    flat = [a.reshape(-1, *a.shape[lead:]) for a in args]
+    if fold and all(f.shape[0] == 1 for f in flat[:n_matrix]):
+        (D,) = flat[n_matrix:]
+        D = D.expand(size, *D.shape[1:])
+        _, m, p = D.shape
+        Y = fn(*(f[0] for f in flat[:n_matrix]), D.permute(1, 0, 2).reshape(m, size * p), **static)
+        return Y.reshape(Y.shape[0], size, p).permute(1, 0, 2).reshape(*bshape, Y.shape[0], p)
+    outs = [fn(*(f[0 if f.shape[0] == 1 else i] for f in flat), **static) for i in range(size)]
+    if isinstance(outs[0], tuple):
+        return tuple(torch.stack(xs).reshape(*bshape, *xs[0].shape) for xs in zip(*outs))
+    return torch.stack(outs).reshape(*bshape, *outs[0].shape)
 
 
 def _spmm_torch(p: Pattern, values, B):
     out = jax.ShapeDtypeStruct((p.csr_shape[0], B.shape[1]), B.dtype)
-    return _kernel(_spmm_kernel, out, p.crow, p.cols, values, B, shape=p.csr_shape)
+    return torch_call(_spmm_kernel, out, p.crow, p.cols, values, B, core_ndims=(1, 1, 1, 2),
+                      n_matrix=3, fold=True, shape=p.csr_shape)
 
 
 def _sddmm_torch(p: Pattern, G, X):
     out = jax.ShapeDtypeStruct((p.nnz,), G.dtype)
-    return _kernel(_sddmm_kernel, out, p.crow, p.cols, G, X, shape=p.csr_shape)
+    return torch_call(_sddmm_kernel, out, p.crow, p.cols, G, X, core_ndims=(1, 1, 2, 2),
+                      shape=p.csr_shape)
 
 
 def _transpose_torch(p: Pattern):
@@ -347,7 +392,8 @@ def _transpose_torch(p: Pattern):
         jax.ShapeDtypeStruct((m + 1,), p.crow.dtype),
         jax.ShapeDtypeStruct((p.nnz,), p.cols.dtype),
     )
-    return _kernel(_transpose_kernel, out, p.crow, p.cols, shape=p.csr_shape)
+    return torch_call(_transpose_kernel, out, p.crow, p.cols, core_ndims=(1, 1),
+                      shape=p.csr_shape)
 
 
 # ------------------------------------------------------------------------ XLA (GPU, TPU)

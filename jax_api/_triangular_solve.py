@@ -1,0 +1,146 @@
+"""``sparse_triangular_solve``: ``X = op(A)^{-1} B`` for a sparse triangular ``A``.
+
+``op(A)`` is ``A`` or, with ``transpose=True``, ``A^T``. JAX has no sparse triangular solve, so
+the solve is PyTorch's (MKL's CSR triangular solve on CPU, cuSPARSE's on GPU), run on JAX's
+buffers inside ``jit`` through :func:`bridge.jax_kernel`. A batched ``A`` is solved as its
+block-diagonal 2-D matrix; a ``vmap`` over right-hand sides folds them into the columns of one
+solve. Differentiation is :func:`~jax_api._solve.implicit_solve`'s: one transposed triangular
+solve and an SDDMM at A's nonzeros.
+
+Checks (as in torch_api): no stored entry on the wrong side of the diagonal; with
+``unitriangular=True`` no stored diagonal; otherwise a complete nonzero diagonal. They run in
+Python, raising ``ValueError``, when the arrays are concrete (eager calls). Under ``jit`` (or
+``grad``/``vmap``) the values are not known while tracing, so the kernel runs the same checks on
+the real arrays each time it is called and raises; JAX then reports a ``JaxRuntimeError`` whose
+text contains the same message.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import numpy as np
+
+from ._pattern import Pattern, _torch_csr, torch_call
+from ._solve import implicit_solve
+from ._validate import check_rhs, check_sparse, is_concrete
+
+__all__ = ["sparse_triangular_solve"]
+
+
+def _check_triangular(crow, col, values, *, shape, upper: bool, unitriangular: bool) -> None:
+    """O(nnz) checks on the flat CSR (torch tensors); positions in the caller's coordinates."""
+    import torch
+
+    n = shape[-1]
+    nv = int(crow[-1])
+    N = crow.shape[0] - 1
+    rows = torch.repeat_interleave(
+        torch.arange(N, device=crow.device), (crow[1:] - crow[:-1]).long(), output_size=nv
+    )
+    cols = col[:nv].long()
+
+    def where(k: int) -> str:
+        r, c = int(rows[k]), int(cols[k])
+        return f"({r}, {c})" if len(shape) == 2 else f"({r // n}, {r % n}, {c % n})"
+
+    wrong = rows > cols if upper else rows < cols
+    if bool(wrong.any()):
+        k = int(wrong.nonzero()[0, 0])
+        side = "below" if upper else "above"
+        raise ValueError(
+            f"A: expected {'an upper' if upper else 'a lower'}-triangular matrix (upper={upper}), "
+            f"got {int(wrong.sum())} stored entries {side} the diagonal, e.g. at {where(k)}."
+        )
+    diag = rows == cols
+    if unitriangular:
+        if bool(diag.any()):
+            k = int(diag.nonzero()[0, 0])
+            raise ValueError(
+                "A: expected a strictly triangular matrix with unitriangular=True (the unit "
+                f"diagonal is implicit), got {int(diag.sum())} stored diagonal entries, "
+                f"e.g. at {where(k)}."
+            )
+        return
+    diag_values = values[:nv][diag]
+    zero = int((diag_values == 0).sum())
+    missing = N - int(torch.unique(rows[diag]).numel())
+    if missing or zero:
+        raise ValueError(
+            f"A: expected a nonzero stored diagonal (unitriangular=False), got {missing} missing "
+            f"and {zero} zero diagonal entries out of {N}: the matrix is singular."
+        )
+
+
+def _solve_kernel(crow, col, values, B, *, shape, csr_shape, upper, unitriangular, transpose,
+                  check):
+    import torch
+
+    if check:
+        _check_triangular(crow, col, values, shape=shape, upper=upper,
+                          unitriangular=unitriangular)
+    if int(crow[-1]) == 0:  # only valid with unitriangular=True: op(A) is the identity
+        return B.clone()
+    M = _torch_csr(crow, col, values, csr_shape)
+    return torch.triangular_solve(
+        B, M, upper=upper, transpose=transpose, unitriangular=unitriangular
+    ).solution
+
+
+def _flat_solve(pattern: Pattern, values, B, args, *, upper, unitriangular, transpose, check):
+    out = jax.ShapeDtypeStruct(B.shape, B.dtype)
+    X = torch_call(
+        _solve_kernel, out, pattern.crow, pattern.cols, values, B,
+        core_ndims=(1, 1, 1, 2), n_matrix=3, fold=True,
+        shape=pattern.shape, csr_shape=pattern.csr_shape, upper=upper,
+        unitriangular=unitriangular, transpose=transpose, check=check,
+    )
+    return X, None
+
+
+def _eager_check(pattern: Pattern, values, upper: bool, unitriangular: bool) -> None:
+    import torch
+
+    as_t = lambda x: torch.from_numpy(np.array(x))
+    _check_triangular(as_t(pattern.crow), as_t(pattern.cols), as_t(values), shape=pattern.shape,
+                      upper=upper, unitriangular=unitriangular)
+
+
+def sparse_triangular_solve(A, B: jax.Array, upper: bool = True, unitriangular: bool = False,
+                            transpose: bool = False) -> jax.Array:
+    """Solve ``A X = B`` (or ``A^T X = B``) for a sparse triangular ``A``; gradient on A's pattern.
+
+    Args:
+        A: BCOO or BCSR ``(n, n)`` or batched ``(b, n, n)``, float32/float64, triangular on the
+            side ``upper`` names (entries on the other side are an error). With
+            ``unitriangular=True`` the diagonal is implicitly 1 and must not be stored.
+        B: dense ``(n,)``/``(n, k)``, or ``(b, n)``/``(b, n, k)`` for a batched ``A``.
+        upper: whether ``A`` is upper (True) or lower (False) triangular.
+        unitriangular: whether ``A`` has an implicit unit diagonal.
+        transpose: solve ``A^T X = B`` instead.
+
+    Returns:
+        Dense ``X`` of B's shape; the gradient for ``A.data`` has A.data's shape.
+
+    Example:
+        >>> A = BCSR.fromdense(jnp.array([[2.0, 0.0], [1.0, 4.0]]))
+        >>> x = sparse_triangular_solve(A, jnp.ones(2), upper=False)
+    """
+    A = check_sparse("A", A, square=True)
+    B = check_rhs("B", B, A)
+    flags = {"upper": upper, "unitriangular": unitriangular, "transpose": transpose}
+    for name, flag in flags.items():
+        if not isinstance(flag, (bool, int, np.bool_)):
+            raise TypeError(f"{name}: expected a bool, got {type(flag).__name__} {flag!r}.")
+    upper, unitriangular, transpose = bool(upper), bool(unitriangular), bool(transpose)
+    pattern, values = Pattern.of(A)
+    Bf, vector = pattern.flat_rhs(B)
+    concrete = is_concrete(pattern, values)
+    if concrete:
+        _eager_check(pattern, values, upper, unitriangular)
+    opts = {"upper": upper, "unitriangular": unitriangular}
+    solve = partial(_flat_solve, transpose=transpose, check=not concrete, **opts)
+    transpose_solve = partial(_flat_solve, transpose=not transpose, check=False, **opts)
+    X, _ = implicit_solve(pattern, values, Bf, solve, transpose_solve, transposed=transpose)
+    return pattern.unflat(X, vector, A.shape[-1])
