@@ -122,9 +122,26 @@ def _lower_solve_t(unit: bool):
     )
 
 
-def _flat_values(A: torch.Tensor) -> torch.Tensor:
-    """A's stored values, differentiably (COO must be coalesced): ``(nnz,)`` or ``(b, nnz)``."""
-    return A.values()
+class _ValuesOf(torch.autograd.Function):
+    """A's stored values ``(nnz,)`` or ``(b, nnz)`` (COO coalesced), gradient back on A's pattern.
+
+    Unlike ``A.values()`` it saves no tensors, so the node can be built once per distribution
+    and backpropagated through by every later call.
+    """
+
+    @staticmethod
+    def forward(ctx, A):
+        if A.layout == torch.sparse_coo:
+            ctx.index, ctx.shape = (A._indices(),), A.shape
+            return A._values()
+        ctx.index, ctx.shape = (A.crow_indices(), A.col_indices()), A.shape
+        return A.values()
+
+    @staticmethod
+    def backward(ctx, g):
+        if len(ctx.index) == 1:
+            return torch.sparse_coo_tensor(ctx.index[0], g, ctx.shape, is_coalesced=True)
+        return torch.sparse_csr_tensor(*ctx.index, g, ctx.shape)
 
 
 def _sum_log_diagonal(A: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -211,6 +228,7 @@ class SparseMultivariateNormal(Distribution):
         given = scale_tril if self._is_scale else precision_tril
         loc, factor, diagonal, batch_shape = _check_common(loc, name, given, diagonal)
         self._loc, self._factor, self._diagonal = loc, factor, diagonal
+        self._values = _ValuesOf.apply(factor)
         super().__init__(batch_shape, loc.shape[-1:], validate_args=validate_args)
 
     # ------------------------------------------------------------------------- parameters
@@ -257,7 +275,7 @@ class SparseMultivariateNormal(Distribution):
         """Reparameterised samples ``(*sample_shape, *batch_shape, n)``, ``eps = torch.randn``."""
         shape = self._extended_shape(torch.Size(sample_shape))
         eps = torch.randn(shape, dtype=self._loc.dtype, device=self._loc.device)
-        L, D = self._factor, self._diagonal
+        L, D = self._use(), self._diagonal
         if self._is_scale:
             if D is None:
                 x = _apply(sparse_mm, L, eps)
@@ -272,22 +290,26 @@ class SparseMultivariateNormal(Distribution):
         return self._loc + x
 
     # ------------------------------------------------------------------------ densities
-    def _half_logdet_and_factor(self):
-        """``(log|Sigma|/2, factor to use)``; an LL^T factor is used twice through its values."""
-        L, D = self._factor, self._diagonal
+    def _use(self) -> torch.Tensor:
+        """The factor for one sparse use: a fresh tensor on the shared values node, so that
+        several uses add their gradients densely on the values (torch 2.13 adds two batched CSR
+        gradients wrongly) and the factor receives one sparse gradient."""
+        return sparse_with_values(self._factor, self._values)
+
+    def _half_logdet(self) -> torch.Tensor:
+        """``log|Sigma| / 2`` per batch item, O(nnz) from the stored values."""
+        D = self._diagonal
         sign = 1.0 if self._is_scale else -1.0
         if D is not None:
-            return sign * 0.5 * D.log().sum(-1), L
-        values = _flat_values(L)
-        return sign * _sum_log_diagonal(L, values), sparse_with_values(L, values)
+            return sign * 0.5 * D.log().sum(-1)
+        return sign * _sum_log_diagonal(self._factor, self._values)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
             self._validate_sample(value)
         d = value - self._loc
         d = d.expand(torch.broadcast_shapes(d.shape, self.batch_shape + self.event_shape))
-        half_logdet, L = self._half_logdet_and_factor()
-        D = self._diagonal
+        half_logdet, L, D = self._half_logdet(), self._use(), self._diagonal
         if self._is_scale:
             z = _apply(_lower_solve(D is not None), L, d)
             if D is not None:
@@ -300,9 +322,8 @@ class SparseMultivariateNormal(Distribution):
         return -0.5 * (n * _LOG_2PI + z.pow(2).sum(-1)) - half_logdet
 
     def entropy(self) -> torch.Tensor:
-        half_logdet, _ = self._half_logdet_and_factor()
         n = self.event_shape[0]
-        return (0.5 * n * (1.0 + _LOG_2PI) + half_logdet).expand(self.batch_shape)
+        return (0.5 * n * (1.0 + _LOG_2PI) + self._half_logdet()).expand(self.batch_shape)
 
     @property
     def variance(self) -> torch.Tensor:
@@ -314,9 +335,8 @@ class SparseMultivariateNormal(Distribution):
                 "fill-in), not an O(nnz) operation; it is not implemented. Use a covariance "
                 "factor (scale_tril), or estimate the variances from samples."
             )
-        L, D = self._factor, self._diagonal
-        values = _flat_values(L)
-        squares = sparse_with_values(L, values * values)
+        D, values = self._diagonal, self._values
+        squares = sparse_with_values(self._factor, values * values)
         full = self.batch_shape + self.event_shape
         if D is None:
             w = torch.ones(full, dtype=values.dtype, device=values.device)
