@@ -9,6 +9,7 @@ from torch.distributions import MultivariateNormal
 from tests.helpers import assert_sparse_grad, tol
 from torch_api.distributions import SparseMultivariateNormal, SparseMultivariateNormalNative
 from torch_api.encoders import PairwiseEncoder
+from torch_api.utils import cov_nagao_test, mean_hotelling_t2_test
 
 PARAMS = ["scale_llt", "scale_ldlt", "precision_llt", "precision_ldlt"]
 F64 = torch.float64
@@ -160,6 +161,30 @@ def test_rsample_is_the_dense_transform_with_gradients(param, layout, batch):
     if D is not None:
         torch.testing.assert_close(D_s.grad, D_d.grad, **tol(F64))
     assert_sparse_grad(Ls.grad, Ls, L_d.grad, **tol(F64))
+
+
+@pytest.mark.parametrize("param", PARAMS)
+def test_sample_mean_and_covariance(param, layout, batch):
+    # Hotelling T^2 and Nagao tests at 99.9%: accept the true parameters, reject shifted ones.
+    loc, D, L = make_case(param, layout, batch, seed=6)
+    dist = sparse_dist(param, loc, D, sparsify(L, layout))
+    ref = dense_reference(param, loc, D, L)
+    N = 4000
+    torch.manual_seed(11)
+    s = dist.sample((N,)).reshape(N, -1, 7)  # (N, B, n)
+    mean = s.mean(0)
+    cov = torch.stack([torch.cov(s[:, b].T) for b in range(s.shape[1])])
+    true_mean = ref.mean.reshape(-1, 7)
+    true_cov = ref.covariance_matrix.reshape(-1, 7, 7)
+    ok, _, _ = mean_hotelling_t2_test(mean, true_mean, cov, N, confidence_level=0.999)
+    assert bool(ok.all())
+    ok, _, _ = cov_nagao_test(cov, true_cov, N, confidence_level=0.999)
+    assert bool(ok.all())
+    sd = true_cov.diagonal(dim1=-2, dim2=-1).sqrt()
+    ok, _, _ = mean_hotelling_t2_test(mean, true_mean + 0.2 * sd, cov, N, confidence_level=0.999)
+    assert not bool(ok.any())
+    ok, _, _ = cov_nagao_test(cov, 1.3 * true_cov, N, confidence_level=0.999)
+    assert not bool(ok.any())
 
 
 @pytest.mark.parametrize("param", PARAMS)
