@@ -44,9 +44,9 @@ def _assemble(rows, cols, values, size, layout, indices_dtype) -> torch.Tensor:
     """Sparse tensor from per-batch ``(b, k)`` (or ``(k,)``) row/col/value arrays, any order."""
     n_r, n_c = size[-2], size[-1]
     batched = len(size) == 3
-    rows, cols, values = rows.reshape(-1, rows.shape[-1]), cols.reshape(-1, cols.shape[-1]), values
+    if rows.dim() == 1:
+        rows, cols, values = rows[None], cols[None], values[None]
     b, k = rows.shape
-    values = values.reshape(b, k)
     order = torch.argsort(rows * n_c + cols, dim=1)
     rows, cols, values = rows.gather(1, order), cols.gather(1, order), values.gather(1, order)
     if layout == torch.sparse_coo:
@@ -190,12 +190,12 @@ def rand_sparse_tri(
         >>> L = rand_sparse_tri((40, 40), 200, torch.sparse_csr, upper=False, well_conditioned=True)
     """
     n = _check_size(size)[-1]
+    _check_square(size)
     pairs = n * (n - 1) // 2
     min_nnz = 0 if strict else n
     size = _check_common(
         size, nnz, layout, indices_dtype, values_dtype, pairs + (0 if strict else n), min_nnz
     )
-    _check_square(size)
     low, high = _check_range(value_range)
     wc = well_conditioned and not strict
     if wc:
