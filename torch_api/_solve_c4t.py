@@ -85,9 +85,13 @@ class _CuPy:
                 f"solve it on the CPU (SciPy) instead."
             )
         crow, col = crow.to(torch.int32), col.to(torch.int32)  # no-op when already int32
-        return self.sparse.csr_matrix(
+        A = self.sparse.csr_matrix(
             (self.array(values), self.array(col), self.array(crow)), shape=(n, n)
         )
+        if not A.has_canonical_format:  # CuPy would sum duplicates in place: work on a copy
+            A = A.copy()
+            A.sum_duplicates()
+        return A
 
     def array(self, t: torch.Tensor):
         from bridge._dense import convert
