@@ -82,6 +82,8 @@ def _flat_solve(solver: Callable, options: tuple, raise_on_failure: bool, transp
     name = getattr(solver, "__name__", repr(solver)) + (" (transposed)" if transposed else "")
 
     def flat(pattern: Pattern, values: torch.Tensor, Bf: torch.Tensor) -> torch.Tensor:
+        if Bf.shape[1] == 0:  # no right-hand side: nothing to solve
+            return Bf.new_zeros(Bf.shape)
         if transposed:
             crow, col, perm = pattern.transpose()
             values = values[perm]

@@ -125,6 +125,13 @@ def test_input_is_not_mutated_by_noncanonical_pattern():
     assert col.tolist() == [1, 0, 1] and vals.tolist() == [1.0, 4.0, 2.0]
 
 
+@pytest.mark.parametrize("name", ["spsolve", "cg", "spsolve_triangular"])
+def test_empty_right_hand_side(name):
+    A = solve_matrix(4, "lower").to_sparse_csr()
+    X = sparse_solve_c4t(A, torch.zeros(4, 0, dtype=torch.float64), name)
+    assert X.shape == (4, 0) and X.dtype == torch.float64
+
+
 @pytest.mark.parametrize("name", ["spsolve", "cg"])
 def test_gradcheck_float64(name):
     D = solve_matrix(5, "spd", seed=2)

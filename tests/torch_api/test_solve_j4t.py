@@ -82,6 +82,12 @@ def _batched_csr(Ds, mask):
     return crow.expand(b, -1).contiguous(), col.expand(b, -1).contiguous(), vals
 
 
+def test_empty_right_hand_side():
+    A = solve_matrix(4, "general").to_sparse_csr()
+    X = sparse_solve_j4t(A, torch.zeros(4, 0, dtype=torch.float64))
+    assert X.shape == (4, 0) and X.dtype == torch.float64
+
+
 def test_gradcheck_float64():
     D = solve_matrix(5, "general", seed=3)
     A = D.to_sparse_csr().requires_grad_()
