@@ -61,9 +61,11 @@ def jax_kernel(
             tracers) and returning such a pytree.
         vmap_method: behaviour under ``jax.vmap``. ``"sequential"`` (default) and
             ``"sequential_unrolled"``: ``fn`` is called once per batch element with unbatched
-            tensors (JAX loops; results are stacked). ``"expand_dims"`` / ``"broadcast_all"``:
-            ``fn`` is called once with every input carrying a leading batch axis (of size 1 /
-            of the batch size for unbatched inputs) and must return outputs with that axis.
+            tensors (JAX loops; results are stacked; each element is a slice XLA makes of the
+            batch, so only those slices, not the caller's arrays, are shared).
+            ``"expand_dims"`` / ``"broadcast_all"``: ``fn`` is called once with every input
+            carrying a leading batch axis (of size 1 / of the batch size for unbatched inputs)
+            and must return outputs with that axis.
         writes_outputs: see ``fn``.
         has_side_effect: keep the call even when its results are unused.
 

@@ -131,7 +131,8 @@ def sparse_solve_j4t(
             Columns of ``B`` are solved independently (``jax.vmap``).
         transpose_solve: the solver for ``A^T`` in the backward pass (default: ``solve``).
         **kwargs: static options for both solvers (``tol``, ``atol``, ``maxiter``, ``M``...),
-            hashable; ``raise_on_failure=True`` raises ConvergenceError instead of warning.
+            hashable and compiled in (reuse one ``M`` function object, or each new one
+            recompiles); ``raise_on_failure=True`` raises ConvergenceError instead of warning.
 
     Returns:
         ``X`` shaped like ``B``. float64 works whether JAX's x64 mode is on or off (it is
