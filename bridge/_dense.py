@@ -83,7 +83,7 @@ def _strides(x, src: str) -> tuple[int, ...] | None:
     if src == "torch":
         return tuple(x.stride())
     if src == "jax":
-        return None if x.ndim == 0 else tuple(int(np.prod(x.shape[i + 1 :])) for i in range(x.ndim))
+        return tuple(int(np.prod(x.shape[i + 1 :])) for i in range(x.ndim))  # always C order
     size = x.itemsize
     if any(s % size for s in x.strides):
         return None

@@ -118,11 +118,32 @@ def dense_of(x):
 
     if isinstance(x, torch.Tensor):
         return (x.to_dense() if x.layout != torch.strided else x).detach().resolve_neg().numpy()
-    if hasattr(x, "todense") and hasattr(x, "n_batch"):
-        return np.asarray(x.todense())
+    if hasattr(x, "n_batch"):  # BCOO / BCSR, densified in NumPy (no per-shape JAX compile)
+        return _jax_sparse_dense(x)
     if hasattr(x, "toarray"):
         return x.toarray()
     return np.array(x)
+
+
+def _jax_sparse_dense(x):
+    import numpy as np
+
+    if x.n_dense or (x.n_batch and not hasattr(x, "indptr")):
+        return np.asarray(x.todense())
+    data, indices = np.asarray(x.data), np.asarray(x.indices)
+    out = np.zeros(x.shape, data.dtype)
+    if not hasattr(x, "indptr"):  # BCOO; padding entries (index == shape) are skipped
+        keep = (indices < np.array(x.shape)).all(axis=1)
+        np.add.at(out, tuple(indices[keep].T), data[keep])
+        return out
+    indptr = np.asarray(x.indptr).reshape(-1, x.shape[-2] + 1)
+    nb, nse = len(indptr), indices.shape[-1]
+    flat = out.reshape(nb, *x.shape[-2:])
+    cols, vals = indices.reshape(nb, nse), data.reshape(nb, nse)
+    for b, ptr in enumerate(indptr):
+        rows = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+        np.add.at(flat[b], (rows, cols[b, : ptr[-1]]), vals[b, : ptr[-1]])
+    return out
 
 
 def aligned_numpy(a):
@@ -134,22 +155,24 @@ def aligned_numpy(a):
 
 def make_sparse(framework: str, D: torch.Tensor, layout, index_dtype=torch.int64):
     """``D`` (2-D or 3-D) as a fresh, aligned sparse tensor of ``framework`` ("torch", "jax" or
-    "scipy"), built with that framework's own constructors. Batched CSR: torch / BCSR n_batch=1;
+    "scipy") with sorted, unique indices, built with that framework's own constructors from
+    torch's (reference) indices. Batched CSR: torch / BCSR n_batch=1;
     batched COO: 3 sparse dims / BCOO n_batch=0 / 3-D coo_array. JAX needs x64 for 64-bit data."""
-    idx = str(index_dtype).removeprefix("torch.")
-    if framework == "jax":
-        import jax.numpy as jnp
-        from jax.experimental import sparse as jsparse
-
-        M = jnp.asarray(D.numpy())
-        if layout == torch.sparse_coo:
-            return jsparse.BCOO.fromdense(M, index_dtype=idx)
-        return jsparse.BCSR.fromdense(M, index_dtype=idx, n_batch=D.ndim - 2)
     S = to_sparse(D, layout, index_dtype)
     if layout == torch.sparse_coo:
         indices, values = S._indices().to(index_dtype), S._values()
     else:
         parts = (S.crow_indices(), S.col_indices(), S.values())
+    if framework == "jax":
+        import jax.numpy as jnp
+        from jax.experimental import sparse as jsparse
+
+        flags = {"shape": D.shape, "indices_sorted": True, "unique_indices": True}
+        if layout == torch.sparse_coo:
+            args = (jnp.asarray(values.numpy()), jnp.asarray(indices.T.numpy()))
+            return jsparse.BCOO(args, **flags)
+        crow, col, values = (jnp.asarray(p.numpy()) for p in parts)
+        return jsparse.BCSR((values, col, crow), **flags)
     if framework == "torch":
         if layout == torch.sparse_coo:
             return torch.sparse_coo_tensor(
