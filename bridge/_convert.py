@@ -64,7 +64,9 @@ def to_torch(x, *, copy: bool | None = None):
         copy: ``None`` copies only what cannot be shared, ``False`` raises ``ValueError`` rather
             than copy, ``True`` always copies.
 
-    The result is detached from autograd. Example: ``t = bridge.to_torch(jnp.ones(3))``.
+    The result is detached from autograd and shares memory with ``x`` where it can: writing to it
+    writes to ``x`` (a JAX source included, which JAX assumes immutable).
+    Example: ``t = bridge.to_torch(jnp.ones(3))``.
     """
     return _convert(x, "torch", copy)
 
@@ -91,7 +93,7 @@ def to_numpy(x, *, copy: bool | None = None):
         x: dense torch/JAX/NumPy/CuPy array (sparse input: use :func:`to_scipy`).
         copy: ``None``/``False``/``True`` as in :func:`to_torch`.
 
-    Example: ``n = bridge.to_numpy(torch.arange(3))``.
+    Arrays shared with JAX are read-only. Example: ``n = bridge.to_numpy(torch.arange(3))``.
     """
     return _convert(x, "numpy", copy)
 

@@ -163,9 +163,8 @@ def _fresh_numpy(x: np.ndarray) -> np.ndarray:
 
 
 def _fresh_torch(x: torch.Tensor, target: str) -> torch.Tensor:
-    if target == "numpy":
-        x = x.cpu()  # no-op on CPU; the clone below makes the copy
-    y = x.resolve_conj().resolve_neg()
+    y = x.cpu() if target == "numpy" else x  # a copy off the GPU, else the tensor itself
+    y = y.resolve_conj().resolve_neg()
     if y.data_ptr() == x.data_ptr() or not y.is_contiguous():
         y = y.clone(memory_format=torch.contiguous_format)
     return y
@@ -178,9 +177,7 @@ def _fresh(x, src: str, target: str):
     if src == "numpy":
         return _fresh_numpy(x)
     if src == "jax":
-        if target == "numpy":
-            return np.asarray(require("jax").device_get(x)).copy()
-        return require("jax.numpy").array(x, copy=True)
+        return np.array(x) if target == "numpy" else require("jax.numpy").array(x, copy=True)
     cupy = require("cupy")
     return cupy.asnumpy(x) if target == "numpy" else cupy.array(x, copy=True, order="C")
 
