@@ -1,0 +1,223 @@
+"""What the jax_api iterative solvers share.
+
+- :class:`SolveInfo`: the convergence information every solver returns beside its solution.
+- :func:`as_operator`: a BCOO/BCSR (2-D), a dense matrix or a callable as ``x -> A x`` (and
+  ``A^T x`` where available). Sparse operands use :class:`~jax_api._pattern.Pattern`'s products
+  (torch's MKL kernels on CPU), so a ``vmap`` over right-hand sides becomes one product with
+  many columns.
+- :func:`linear_matmul`: the sparse product as a JAX primitive that JAX can *transpose*
+  (``jax.linear_transpose``), which JAX's BiCGSTAB and GMRES require of their operator
+  (``lax.custom_linear_solve`` traces ``A^T`` up front); its rules are the same kernels.
+- :func:`by_column`: run a one-vector solver on every column of a block (``vmap``), so the ``k``
+  columns are ``k`` independent systems, each with its own stopping test.
+- :func:`report`: a :class:`~torch_api._convergence.ConvergenceWarning` (through
+  ``jax.debug.callback``, so it also works under ``jit``) when a column did not converge.
+
+None of the solvers is differentiated through its iterations (their products have no JVP):
+differentiate through :func:`jax_api.sparse_generic_solve` / :func:`jax_api.sparse_generic_lstsq`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.extend.core import Primitive
+from jax.interpreters import ad, batching, mlir
+
+from .._pattern import Pattern
+from .._validate import FLOATS, SPARSE_TYPES, check_dense, check_match, type_error, value_error
+
+MatVec = Callable[[jax.Array], jax.Array]
+
+
+class SolveInfo(NamedTuple):
+    """Convergence of an iterative solve, per right-hand-side column (scalars for a vector).
+
+    Attributes:
+        converged: bool, whether the stopping test was met.
+        iterations: int32 iterations used; ``-1`` for JAX's own CG/BiCGSTAB/GMRES, which do not
+            report them.
+        residual: the true relative residual ``||b - A x|| / ||b||`` of the returned solution
+            (for least squares: ``||A^T r|| / (||A|| ||r||)``, LSMR's normal-equation test).
+        tolerance: the relative tolerance that was asked for.
+    """
+
+    converged: jax.Array
+    iterations: jax.Array
+    residual: jax.Array
+    tolerance: jax.Array
+
+
+def _matmul_impl(rows, cols, crow, values, B, *, shape, csr_shape, layout):
+    return Pattern(rows, cols, crow, shape, csr_shape, layout).matmul(values, B)
+
+
+def _matmul_abstract(rows, cols, crow, values, B, *, csr_shape, **_):
+    return jax.core.ShapedArray((csr_shape[0], B.shape[1]), B.dtype)
+
+
+def _matmul_batch(args, dims, **params):
+    return jax.vmap(partial(_matmul_impl, **params), in_axes=dims)(*args), 0
+
+
+def _matmul_transpose(ct, rows, cols, crow, values, B, **params):
+    if any(ad.is_undefined_primal(x) for x in (rows, cols, crow, values)):
+        raise NotImplementedError("the solvers' sparse product is linear in B only")
+    if type(ct) is ad.Zero:
+        return None, None, None, None, ad.Zero(B.aval)
+    return None, None, None, None, Pattern(rows, cols, crow, **params).rmatmul(values, ct)
+
+
+_matmul_p = Primitive("sparsegradutils_linear_matmul")
+_matmul_p.def_impl(_matmul_impl)
+_matmul_p.def_abstract_eval(_matmul_abstract)
+mlir.register_lowering(_matmul_p, mlir.lower_fun(_matmul_impl, multiple_results=False))
+batching.primitive_batchers[_matmul_p] = _matmul_batch
+ad.primitive_transposes[_matmul_p] = _matmul_transpose
+
+
+def linear_matmul(pattern: Pattern, values: jax.Array, B: jax.Array) -> jax.Array:
+    """``A @ B`` (``B (M, p)``), linear in ``B`` and transposable by JAX; not differentiable
+    with respect to ``values`` (use the ops' custom VJPs for that)."""
+    return _matmul_p.bind(
+        pattern.rows, pattern.cols, pattern.crow, values, B,
+        shape=pattern.shape, csr_shape=pattern.csr_shape, layout=pattern.layout,
+    )
+
+
+class Operator(NamedTuple):
+    """``A`` as functions of one vector ``(cols,)`` -> ``(rows,)``."""
+
+    matvec: MatVec
+    rmatvec: MatVec | None
+    shape: tuple[int, int] | None
+    dtype: object | None
+
+
+def as_operator(
+    A: object, name: str = "A", *, rmatvec: MatVec | None = None, transpose: bool = False
+) -> Operator:
+    """``A`` (2-D BCOO/BCSR, dense 2-D array or callable ``x -> A x``) as an :class:`Operator`.
+
+    ``transpose=True`` also prepares ``A^T`` products (a sparse ``A`` sorts its transposed
+    pattern once, here, rather than in every iteration); a callable takes ``rmatvec`` as given.
+    """
+    if isinstance(A, SPARSE_TYPES):
+        if len(A.shape) != 2 or A.n_batch or A.n_dense:
+            raise value_error(name, A, "a 2-D sparse matrix (vmap over a batch)")
+        if np.dtype(A.dtype) not in FLOATS:
+            raise value_error(name, A, "float32 or float64 values")
+        pattern, values = Pattern.of(A)
+        mv = lambda x: linear_matmul(pattern, values, x[:, None])[:, 0]
+        rmv = None
+        if transpose:
+            pattern_t, perm = pattern.transpose()
+            values_t = values[perm]
+            rmv = lambda x: linear_matmul(pattern_t, values_t, x[:, None])[:, 0]
+        return Operator(mv, rmv, tuple(A.shape), A.dtype)
+    if isinstance(A, jax.Array):
+        D = check_dense(name, A, ndims=(2,))
+        return Operator(lambda x: D @ x, lambda x: D.T @ x, tuple(D.shape), D.dtype)
+    if callable(A):
+        return Operator(A, rmatvec, None, None)
+    raise type_error(name, A, "a 2-D BCOO/BCSR matrix, a dense 2-D jax.Array or a callable")
+
+
+def check_rhs_for(op: Operator, B: object, rows_of: int, name: str = "B") -> jax.Array:
+    """``B`` must be ``(r,)`` or ``(r, k)`` with ``r`` = the operator's ``rows_of`` size."""
+    B = check_dense(name, B, ndims=(1, 2))
+    if op.dtype is not None:
+        check_match("A", op, name, B)
+    if op.shape is not None and B.shape[0] != op.shape[rows_of]:
+        raise ValueError(
+            f"{name}: expected {op.shape[rows_of]} rows to match A's shape {op.shape}, "
+            f"got shape {tuple(B.shape)}."
+        )
+    return B
+
+
+def by_column(solve_one, B: jax.Array, x0: jax.Array | None):
+    """``solve_one(b, x0) -> (x, info)`` on a vector, or on every column of a block."""
+    if B.ndim == 1:
+        return solve_one(B, x0)
+    in_x0 = None if x0 is None else 1
+    return jax.vmap(solve_one, in_axes=(1, in_x0), out_axes=(1, 0))(B, x0)
+
+
+def check_x0(x0, B: jax.Array, cols: int | None = None):
+    if x0 is None:
+        return None
+    x0 = check_dense("x0", x0, ndims=(B.ndim,))
+    check_match("B", B, "x0", x0)
+    want = (cols if cols is not None else B.shape[0], *B.shape[1:])
+    if tuple(x0.shape) != want:
+        raise ValueError(f"x0: expected shape {want}, got shape {tuple(x0.shape)}.")
+    return x0
+
+
+def default_maxiter(maxiter, n: int) -> int:
+    if maxiter is None:
+        return 10 * max(n, 1)
+    if not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
+        raise ValueError(f"maxiter: expected a positive int or None, got {maxiter!r}.")
+    return int(maxiter)
+
+
+def relative_residual(matvec: MatVec, b: jax.Array, x: jax.Array) -> jax.Array:
+    """``||b - A x|| / ||b||`` (0 for ``b = 0`` solved exactly)."""
+    r_norm = jnp.linalg.norm(b - matvec(x))
+    b_norm = jnp.linalg.norm(b)
+    return jnp.where(b_norm > 0, r_norm / jnp.where(b_norm > 0, b_norm, 1), r_norm)
+
+
+def checked_info(matvec: MatVec, b, x, tol, atol, slack: float = 2.0) -> SolveInfo:
+    """Info for a solver that reports nothing: judged by the true residual of ``x``.
+
+    JAX's solvers stop on a recursively updated residual, which drifts a little from the true
+    one; ``converged`` allows ``slack`` times the requested bound.
+    """
+    rel = relative_residual(matvec, b, x)
+    b_norm = jnp.linalg.norm(b)
+    bound = jnp.maximum(tol, atol / jnp.where(b_norm > 0, b_norm, 1))
+    return SolveInfo(
+        converged=rel <= slack * bound,
+        iterations=jnp.asarray(-1, jnp.int32),
+        residual=rel,
+        tolerance=jnp.asarray(tol, rel.dtype),
+    )
+
+
+def _warn(solver, converged, iterations, residual, tolerance):
+    from torch_api._convergence import report_nonconvergence
+
+    converged = np.asarray(converged)
+    if converged.all():
+        return
+    bad = ~converged
+    report_nonconvergence(
+        f"{solver} ({int(bad.sum())} of {converged.size} right-hand sides)",
+        int(np.max(np.asarray(iterations)[bad] if np.ndim(iterations) else iterations)),
+        float(np.max(np.asarray(residual)[bad] if np.ndim(residual) else residual)),
+        float(np.max(tolerance)),
+    )
+
+
+def report(solver: str, info: SolveInfo, maxiter: int | None = None) -> SolveInfo:
+    """Warn (``ConvergenceWarning``, from the host, also under ``jit``) unless all converged.
+
+    ``maxiter`` stands in for the iteration count of solvers that do not report it.
+    """
+    its = jnp.broadcast_to(info.iterations, jnp.shape(info.converged))
+    if maxiter is not None:
+        its = jnp.where(its < 0, maxiter, its)
+    tol = jnp.broadcast_to(info.tolerance, jnp.shape(info.converged))
+    jax.debug.callback(
+        lambda c, i, r, t: _warn(solver, c, i, r, t), info.converged, its, info.residual, tol
+    )
+    return info
