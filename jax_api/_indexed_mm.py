@@ -29,29 +29,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._validate import check_dense, check_match, is_concrete, value_error
+
 __all__ = ["segment_mm", "gather_mm"]
 
 _MAX_CHUNK = 256
 
 
-def _describe(x) -> str:
-    if hasattr(x, "shape") and hasattr(x, "dtype"):
-        return f"an array of shape {tuple(x.shape)} and dtype {x.dtype}"
-    return f"an object of type {type(x).__qualname__}"
-
-
 def _check_operands(a, b):
-    for name, x, nd in (("a", a, 2), ("b", b, 3)):
-        if not isinstance(x, (jax.Array, np.ndarray)):
-            raise TypeError(f"{name}: expected a jax.Array, got {_describe(x)}.")
-        if x.ndim != nd:
-            raise ValueError(f"{name}: expected a {nd}-D array, got {_describe(x)}.")
-        if not jnp.issubdtype(x.dtype, jnp.floating):
-            raise ValueError(f"{name}: expected a floating dtype, got {_describe(x)}.")
-    if a.dtype != b.dtype:
-        raise ValueError(
-            f"b: expected dtype {a.dtype} to match a, got {b.dtype}; cast one of them explicitly."
-        )
+    a = check_dense("a", a, ndims=(2,), floating=False)
+    b = check_dense("b", b, ndims=(3,), floating=False)
+    if not jnp.issubdtype(a.dtype, jnp.floating):
+        raise value_error("a", a, "a floating dtype")
+    check_match("a", a, "b", b)
     if b.shape[1] != a.shape[1]:
         raise ValueError(
             f"b: expected shape (R, {a.shape[1]}, D2) to match a's {a.shape[1]} columns, "
@@ -60,16 +50,12 @@ def _check_operands(a, b):
 
 
 def _check_index(name: str, x, length: int, what: str):
-    x = jnp.asarray(x) if not isinstance(x, jax.Array) else x
+    x = check_dense(name, x, ndims=(1,), floating=False)
     if not jnp.issubdtype(x.dtype, jnp.integer):
-        raise ValueError(f"{name}: expected an integer array, got {_describe(x)}.")
+        raise value_error(name, x, "an integer array")
     if x.shape != (length,):
-        raise ValueError(f"{name}: expected shape ({length},) ({what}), got {_describe(x)}.")
+        raise value_error(name, x, f"shape ({length},) ({what})")
     return x
-
-
-def _concrete(x) -> np.ndarray | None:
-    return None if isinstance(x, jax.core.Tracer) else np.asarray(x)
 
 
 def chunk_size(n_rows: int, n_groups: int) -> int:
@@ -140,8 +126,8 @@ def segment_mm(a: jax.Array, b: jax.Array, seglen_a: jax.Array) -> jax.Array:
     """
     _check_operands(a, b)
     seglen_a = _check_index("seglen_a", seglen_a, b.shape[0], "one length per matrix of b")
-    lengths = _concrete(seglen_a)
-    if lengths is not None:
+    if is_concrete(seglen_a):
+        lengths = np.asarray(seglen_a)
         if (lengths < 0).any():
             raise ValueError(f"seglen_a: expected non-negative lengths, got {lengths.tolist()}.")
         if int(lengths.sum()) != a.shape[0]:
@@ -173,7 +159,7 @@ def gather_mm(a: jax.Array, b: jax.Array, idx_b: jax.Array) -> jax.Array:
     _check_operands(a, b)
     idx_b = _check_index("idx_b", idx_b, a.shape[0], "one index per row of a")
     r = b.shape[0]
-    idx = _concrete(idx_b)
+    idx = np.asarray(idx_b) if is_concrete(idx_b) else None
     if idx is not None and idx.size and (idx.min() < 0 or idx.max() >= r):
         raise ValueError(
             f"idx_b: expected indices in [0, {r}) for b of shape {tuple(b.shape)}, "

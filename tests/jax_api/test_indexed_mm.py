@@ -29,16 +29,17 @@ def _operands(seglen, d1=3, d2=4, dtype=np.float32, seed=0):
     n, r = int(sum(seglen)), len(seglen)
     a = rng.standard_normal((n, d1)).astype(dtype)
     b = rng.standard_normal((r, d1, d2)).astype(dtype)
-    return a, b, np.asarray(seglen, np.int32)
+    return jnp.asarray(a), jnp.asarray(b), jnp.asarray(seglen, jnp.int32)
 
 
 def _segment_ref(a, b, seglen):
-    idx = np.repeat(np.arange(len(seglen)), seglen)
-    return np.einsum("nd,nde->ne", a.astype(np.float64), b.astype(np.float64)[idx])
+    a, b, seglen = np.asarray(a, np.float64), np.asarray(b, np.float64), np.asarray(seglen)
+    return np.einsum("nd,nde->ne", a, b[np.repeat(np.arange(len(seglen)), seglen)])
 
 
 def _gather_ref(a, b, idx):
-    return np.einsum("nd,nde->ne", a.astype(np.float64), b.astype(np.float64)[idx])
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.einsum("nd,nde->ne", a, b[np.asarray(idx)])
 
 
 @pytest.mark.parametrize("case", SEGLENS)
@@ -87,7 +88,7 @@ def test_segment_mm_check_grads(x64, impl):
     a, b, seglen = _operands(SEGLENS["empty_segments"], dtype=np.float64)
     s = jnp.asarray(seglen)
     check_grads(
-        lambda a, b: impl(a, b, s), (jnp.asarray(a), jnp.asarray(b)), order=1, modes=["rev"]
+        lambda a, b: impl(jnp.asarray(a), jnp.asarray(b), s), (a, b), order=1, modes=["rev"]
     )
 
 
@@ -126,7 +127,8 @@ def test_gather_mm_vmap_and_grads(x64):
     out = jax.vmap(gather_mm)(a, b, idx)
     for i in range(2):
         np.testing.assert_allclose(out[i], _gather_ref(a[i], b[i], idx[i]), rtol=1e-12)
-    check_grads(lambda a, b: gather_mm(a, b, idx[0]), (a[0], b[0]), order=1, modes=["rev"])
+    f = lambda a, b: gather_mm(jnp.asarray(a), jnp.asarray(b), idx[0])
+    check_grads(f, (a[0], b[0]), order=1, modes=["rev"])
     loss = lambda a, b: jnp.sum(gather_mm(a, b, idx[0]) ** 2)
     dense = lambda a, b: jnp.sum(jnp.einsum("nd,nde->ne", a, b[idx[0]]) ** 2)
     for g, w in zip(
@@ -149,24 +151,24 @@ def test_chunk_size():
     assert chunk_size(33, 1) == 64
 
 
-def test_matches_torch_api():
+def test_matches_torch_api(x64):
     torch = pytest.importorskip("torch")
     torch_api = pytest.importorskip("torch_api")
-    a, b, seglen = _operands(SEGLENS["empty_segments"], dtype=np.float64)
-    want = torch_api.segment_mm(
-        torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(seglen.astype(np.int64))
-    )
-    got = segment_mm(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32), seglen)
-    np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-5)
-    idx = np.array([4, 0, 0, 2, 3, 1, 4], np.int64)
+    rng = np.random.default_rng(7)
+    a, b = rng.standard_normal((20, 3)), rng.standard_normal((5, 3, 4))
+    seglen = np.array([4, 0, 9, 7, 0])
+    want = torch_api.segment_mm(torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(seglen))
+    got = segment_mm(jnp.asarray(a), jnp.asarray(b), jnp.asarray(seglen))
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-12, atol=1e-12)
+    idx = np.array([4, 0, 0, 2, 3, 1, 4])
     want = torch_api.gather_mm(torch.from_numpy(a[:7]), torch.from_numpy(b), torch.from_numpy(idx))
-    got = gather_mm(jnp.asarray(a[:7], jnp.float32), jnp.asarray(b, jnp.float32), idx)
-    np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-5)
+    got = gather_mm(jnp.asarray(a[:7]), jnp.asarray(b), jnp.asarray(idx))
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-12, atol=1e-12)
 
 
 def test_bad_inputs():
     a, b, s = jnp.ones((5, 3)), jnp.ones((2, 3, 4)), jnp.array([2, 3])
-    with pytest.raises(TypeError, match="a: expected a jax.Array"):
+    with pytest.raises(TypeError, match="a: expected a dense jax.Array"):
         segment_mm([[1.0]], b, s)
     with pytest.raises(ValueError, match="a: expected a 2-D array"):
         segment_mm(jnp.ones(5), b, s)
