@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from typing import NamedTuple
 
 import numpy as np
@@ -64,7 +65,7 @@ def pairwise_offsets(
         >>> pairwise_offsets(1, 1, upper=False)
         [(0, 1)]
     """
-    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not radius >= 1:
+    if isinstance(radius, bool) or not isinstance(radius, numbers.Real) or not radius >= 1:
         raise ValueError(f"radius: expected a number >= 1, got {radius!r}.")
     if isinstance(spatial_dims, bool) or not isinstance(spatial_dims, int) or spatial_dims < 1:
         raise ValueError(f"spatial_dims: expected an integer >= 1, got {spatial_dims!r}.")
