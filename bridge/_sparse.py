@@ -65,17 +65,12 @@ def _component(x, name: str, copy) -> torch.Tensor:
 
 # ---------------------------------------------------------------- readers: sparse input -> Hub
 def _read_torch(x: torch.Tensor, copy) -> Hub:
+    """Views of the components; the writer copies them if it must (torch is never the target)."""
     x = x.detach()
     if x.layout == torch.sparse_coo:
-        indices, values = x._indices(), x._values()
-        hub = Hub("coo", tuple(x.shape), values, (indices,), x.is_coalesced() or None)
-    else:
-        crow, col, values = x.crow_indices(), x.col_indices(), x.values()
-        hub = Hub("csr", tuple(x.shape), values, (crow, col), True)  # torch keeps CSR canonical
-    if copy:
-        hub.values = hub.values.clone()
-        hub.index = tuple(t.clone() for t in hub.index)
-    return hub
+        return Hub("coo", tuple(x.shape), x._values(), (x._indices(),), x.is_coalesced() or None)
+    crow, col = x.crow_indices(), x.col_indices()
+    return Hub("csr", tuple(x.shape), x.values(), (crow, col), True)  # torch keeps CSR canonical
 
 
 def _drop_coo_padding(hub: Hub, copy) -> Hub:
@@ -111,10 +106,10 @@ def _read_bcsr(x, copy) -> Hub:
     col = _component(x.indices, "col_indices", copy)
     values = _component(x.data, "values", copy)
     known = (x.indices_sorted and x.unique_indices) or None
-    return _drop_csr_padding(Hub("csr", tuple(x.shape), values, (crow, col), known), copy)
+    return _drop_csr_padding(Hub("csr", tuple(x.shape), values, (crow, col), known))
 
 
-def _drop_csr_padding(hub: Hub, copy) -> Hub:
+def _drop_csr_padding(hub: Hub) -> Hub:
     """Entries past ``crow[..., -1]`` are padding: keep the prefix (a view) of each batch."""
     crow, col = hub.index
     ends = crow[..., -1].reshape(-1)
