@@ -218,14 +218,17 @@ def _same(a: tuple[torch.Tensor, ...], b: tuple[torch.Tensor, ...]) -> bool:
 
 
 def _coo_index(index_tensors: tuple[torch.Tensor, ...], shape) -> torch.Tensor:
-    """The ``(ndim, nnz_total)`` int64 COO indices of the encoder's output pattern."""
+    """The ``(ndim, nnz_total)`` int64 COO indices of a COO/CSR (batched) pattern."""
     if len(index_tensors) == 1:
         return index_tensors[0].long()
     crow, col = index_tensors
     if crow.dim() == 1:
         return torch.stack([csr_rows(crow.long()), col.long()])
-    b = torch.arange(shape[0], device=col.device).repeat_interleave(col.shape[-1])
-    return torch.stack([b, csr_rows(crow[0].long()).repeat(shape[0]), col.reshape(-1).long()])
+    nb, n = crow.shape[0], crow.shape[1] - 1
+    b = torch.arange(nb, device=col.device).repeat_interleave(col.shape[-1])
+    counts = crow.diff(dim=-1).reshape(-1).long()
+    rows = torch.arange(n, device=col.device).repeat(nb).repeat_interleave(counts)
+    return torch.stack([b, rows, col.reshape(-1).long()])
 
 
 def _values_at(grad, index_tensors, shape) -> torch.Tensor:
@@ -242,7 +245,8 @@ def _values_at(grad, index_tensors, shape) -> torch.Tensor:
         return grad[tuple(idx)].reshape(lead)
     # Another pattern (e.g. a sum of two gradients): sample it at ours.
     g = grad.to_sparse_coo().coalesce()
-    mask = torch.sparse_coo_tensor(idx, g.new_zeros(idx.shape[1]), shape, is_coalesced=True)
+    zeros = torch.zeros(idx.shape[1], dtype=g.dtype, device=g.device)
+    mask = torch.sparse_coo_tensor(idx, zeros, shape, is_coalesced=True)
     return g.sparse_mask(mask)._values().reshape(lead)
 
 

@@ -332,3 +332,36 @@ def test_bad_values():
         enc(torch.ones(K, 2, 3, 3).to_sparse())
     with pytest.raises(ValueError, match="values: expected a tensor on the encoder's device"):
         enc(torch.ones(K, 2, 3, 3, device="meta"))
+
+
+# --------------------------------------------------------------- sparse_with_values helper
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_sparse_with_values_samples_any_gradient_at_the_pattern(layout, batched):
+    # batch items with different patterns (equal nnz), gradients of another layout or pattern
+    from torch_api._encoders import _index_tensors, _values_at, sparse_with_values
+
+    g = torch.Generator().manual_seed(0)
+    n = 5
+    masks = [torch.randperm(n * n, generator=g)[:9] for _ in range(2 if batched else 1)]
+    D = torch.zeros(len(masks), n * n, dtype=torch.float64)
+    for b, m in enumerate(masks):
+        D[b, m] = torch.randn(9, generator=g, dtype=torch.float64)
+    D = D.reshape(-1, n, n) if batched else D.reshape(n, n)
+    A = D.to_sparse_coo().coalesce() if layout == torch.sparse_coo else D.to_sparse_csr()
+    where = tuple(A.to_sparse_coo().coalesce().indices())  # A's entries in A's value order
+    G = torch.randn(D.shape, generator=g, dtype=torch.float64)
+    expected = G[where].reshape(A.values().shape)
+    for grad in (G, G.to_sparse_coo(), G.to_sparse_coo() * 1.0 + A.to_sparse_coo() * 0.0):
+        got = _values_at(grad, _index_tensors(A), A.shape)
+        torch.testing.assert_close(got.reshape(expected.shape), expected, rtol=0, atol=0)
+    v = A.values().clone().requires_grad_()
+    B = sparse_with_values(A, v)
+    assert B.layout == layout and B.shape == A.shape
+    torch.testing.assert_close(B.to_dense(), D, rtol=0, atol=0)
+    X = torch.randn(*D.shape[:-1], 3, dtype=torch.float64)
+    sparse_mm(B, X).sum().backward()
+    Dd = D.clone().requires_grad_()
+    (Dd @ X).sum().backward()
+    torch.testing.assert_close(v.grad, Dd.grad[where].reshape(v.shape), **tol(torch.float64))
