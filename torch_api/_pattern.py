@@ -141,9 +141,12 @@ class Pattern:
         """Flat values of ``G @ X^T`` at the pattern: ``G (N, p)``, ``X (M, p)`` -> ``(nnz,)``."""
         if self.nnz == 0:
             return G.new_zeros(0)
-        zeros = G.new_zeros(self.nnz)
-        out = torch.sparse.sampled_addmm(self.csr(zeros), G, X.transpose(0, 1), beta=0.0)
-        return out.values()
+        values = G.new_zeros(self.nnz)
+        M = self.csr(values)
+        # out=M fills ``values`` in place: the out-of-place call would copy the pattern's indices
+        # (as int64 on CPU) and allocate a second values buffer.
+        torch.sparse.sampled_addmm(M, G, X.transpose(0, 1), beta=0.0, out=M)
+        return values
 
     # ------------------------------------------------------------------- dense operands
     def flat_rhs(self, B: torch.Tensor) -> tuple[torch.Tensor, bool]:
