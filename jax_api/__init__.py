@@ -12,7 +12,12 @@ _require("equinox")
 from ._indexed_mm import gather_mm, segment_mm  # noqa: E402
 from ._sparse_mm import sparse_mm  # noqa: E402
 from ._triangular_solve import sparse_triangular_solve  # noqa: E402
+from ._generic_solve import sparse_generic_solve  # noqa: E402
+from ._generic_lstsq import sparse_generic_lstsq  # noqa: E402
+from ._solvers import SolveInfo, bicgstab, cg, gmres, lsmr, minres  # noqa: E402
 
 __all__: list[str] = []
 __all__ += ["segment_mm", "gather_mm"]
 __all__ += ["sparse_mm", "sparse_triangular_solve"]
+__all__ += ["sparse_generic_solve", "sparse_generic_lstsq"]
+__all__ += ["SolveInfo", "cg", "bicgstab", "gmres", "minres", "lsmr"]

@@ -92,7 +92,20 @@ def check_dense(
     ndims: tuple[int, ...] = (1, 2, 3),
     floating: bool = True,
 ) -> jax.Array:
-    """Check ``x`` is a dense ``jax.Array`` (tracers included) of an allowed rank and dtype."""
+    """Check ``x`` is a dense ``jax.Array`` (tracers included) of an allowed rank and dtype.
+
+    A NumPy array is accepted and converted when JAX can hold its dtype exactly (float64
+    needs x64 mode: never a silent downcast).
+    """
+    if isinstance(x, np.ndarray):
+        if floating and np.dtype(x.dtype) not in FLOATS:
+            raise value_error(name, x, "float32 or float64 values")
+        if jax.dtypes.canonicalize_dtype(x.dtype) != x.dtype:
+            raise value_error(
+                name, x, "an array JAX can hold without a downcast (float64 needs "
+                "`with jax.enable_x64(True):`, or cast it to float32 explicitly)"
+            )
+        x = jnp.asarray(x)
     if isinstance(x, SPARSE_TYPES) or not isinstance(x, jax.Array):
         raise type_error(name, x, "a dense jax.Array")
     if x.ndim not in ndims:
@@ -147,7 +160,3 @@ def check_callable(name: str, f: object, *, optional: bool = True):
 def is_concrete(*xs) -> bool:
     """Whether every array in ``xs`` has a value now (not a tracer under jit/vmap/grad)."""
     return not any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(xs))
-
-
-def as_index_array(x) -> jax.Array:
-    return jnp.asarray(x)

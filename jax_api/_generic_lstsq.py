@@ -1,0 +1,101 @@
+"""``sparse_generic_lstsq``: ``X = A^+ B`` for a tall sparse ``A``, a gradient on A's pattern.
+
+For ``A (m, n)``, ``m >= n``, of full column rank, ``X = (A^T A)^{-1} A^T B``. With upstream
+``G (n, p)`` and ``r = B - A X`` (the derivation is in ``torch_api._generic_lstsq``):
+
+    z = (A^+)^T G       minimum-norm solution of A^T z = G  (transpose_lstsq with A^T)
+    Y = A^+ z            = (A^T A)^{-1} G                    (lstsq with A; z is in A's range)
+    dB = z,   dA = r Y^T - z X^T at A's nonzeros (one SDDMM of [r, -z] with [Y, X])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+from ._generic_solve import call_solver, split_kwargs, transposed_matrix
+from ._pattern import Pattern
+from ._validate import check_callable, check_rhs, check_sparse
+
+__all__ = ["sparse_generic_lstsq"]
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
+def _lstsq(lstsq, transpose_lstsq, static, vector, pattern, values, B, arrays):
+    kwargs = {**dict(static), **arrays}
+    return call_solver("lstsq", lstsq, pattern.matrix(values), B, vector, pattern.shape[1],
+                       kwargs)
+
+
+def _fwd(lstsq, transpose_lstsq, static, vector, pattern, values, B, arrays):
+    X, info = _lstsq(lstsq, transpose_lstsq, static, vector, pattern, values, B, arrays)
+    return (X, info), (pattern, values, B, X, arrays)
+
+
+def _bwd(lstsq, transpose_lstsq, static, vector, res, cts):
+    pattern, values, B, X, arrays = res
+    G = cts[0]
+    kwargs = {**dict(static), **arrays}
+    m, n = pattern.shape
+    At = transposed_matrix(pattern, values)
+    z, _ = call_solver("transpose_lstsq", transpose_lstsq, At, G, vector, m, kwargs)
+    Y, _ = call_solver("lstsq", lstsq, pattern.matrix(values), z, vector, n, kwargs)
+    r = B - pattern.matmul(values, X)
+    dA = pattern.sddmm(jnp.concatenate([r, -z], 1), jnp.concatenate([Y, X], 1))
+    return None, dA, z, None
+
+
+_lstsq.defvjp(_fwd, _bwd)
+
+
+def _lsmr_default(M, R, **kwargs):
+    from ._solvers import lsmr
+
+    return lsmr(M, R, **kwargs)
+
+
+def sparse_generic_lstsq(A, B: jax.Array, lstsq: Callable | None = None,
+                         transpose_lstsq: Callable | None = None, *, return_info: bool = False,
+                         **kwargs):
+    """Least-squares solution ``X = argmin ||A X - B||``; the gradient for ``A`` keeps A's pattern.
+
+    Args:
+        A: 2-D BCOO or BCSR ``(m, n)``, ``m >= n``, full column rank, float32/float64.
+        B: dense ``(m,)`` or ``(m, k)``, same dtype.
+        lstsq: ``lstsq(A, B, **kwargs) -> X`` or ``(X, info)`` (default :func:`jax_api.lsmr`).
+        transpose_lstsq: ``transpose_lstsq(A^T, G, **kwargs)``, the *minimum-norm* solution of
+            the underdetermined ``A^T Z = G``, called with the transpose of ``A``; defaults to
+            ``lstsq`` (LSMR from zero gives the minimum-norm solution).
+        return_info: also return the forward solver's ``info`` (``None`` if it gives none).
+        **kwargs: passed to every solve, e.g. ``atol=1e-10, btol=1e-10, maxiter=500`` for LSMR.
+
+    Returns:
+        ``X (n,)`` or ``(n, k)`` (and ``info``). The gradient for ``A.data`` has its shape.
+
+    Example:
+        >>> A = BCOO.fromdense(jnp.array([[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]]))
+        >>> X = sparse_generic_lstsq(A, jnp.ones(3))
+    """
+    A = check_sparse("A", A, ndims=(2,))
+    if A.shape[0] < A.shape[1]:
+        raise ValueError(
+            f"A: expected a tall matrix (m >= n, full column rank), got shape {tuple(A.shape)}."
+        )
+    B = check_rhs("B", B, A, rows=A.shape[0])
+    check_callable("lstsq", lstsq)
+    check_callable("transpose_lstsq", transpose_lstsq)
+    if lstsq is None and transpose_lstsq is None:
+        lstsq = transpose_lstsq = _lsmr_default
+    elif lstsq is None:
+        lstsq = transpose_lstsq
+    elif transpose_lstsq is None:
+        transpose_lstsq = lstsq
+    pattern, values = Pattern.of(A)
+    Bf, vector = pattern.flat_rhs(B)
+    static, arrays = split_kwargs(kwargs)
+    Xf, info = _lstsq(lstsq, transpose_lstsq, static, vector, pattern, values, Bf, arrays)
+    X = pattern.unflat(Xf, vector, A.shape[1])
+    return (X, info) if return_info else X

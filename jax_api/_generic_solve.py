@@ -1,0 +1,115 @@
+"""``sparse_generic_solve``: ``X = A^{-1} B`` with any solver, a gradient on A's pattern.
+
+The solver is a black box ``solve(A, B, **kwargs)`` returning ``X`` or ``(X, info)`` (JAX's
+convention, which every ``jax_api`` solver follows); differentiation is implicit
+(:mod:`jax_api._solve`): ``dB = A^{-T} G`` by ``transpose_solve`` called with the *transpose* of
+``A``, and ``dA = -dB X^T`` at A's nonzeros. Both matrices reach the solver as 2-D BCOO/BCSR in
+the caller's layout, rebuilt from the pattern (``A^T`` through the transposed pattern), so any
+solver written for ``A @ x`` works.
+
+Keyword arguments reach both solves. Array-valued ones (``x0=...``) travel as ordinary
+arguments; the others (tolerances, ``maxiter``, a preconditioner function) are static. A
+preconditioner closing over traced arrays is not supported (pass its arrays through kwargs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import jax
+
+from ._pattern import Pattern
+from ._solve import implicit_solve
+from ._validate import check_callable, check_rhs, check_sparse, describe
+
+__all__ = ["sparse_generic_solve"]
+
+
+def transposed_matrix(pattern: Pattern, values: jax.Array):
+    """``A^T`` of a 2-D pattern as a BCOO/BCSR in the caller's layout (indices sorted)."""
+    pattern_t, perm = pattern.transpose()
+    return pattern_t.matrix(values[perm])
+
+
+def split_kwargs(kwargs: dict) -> tuple[tuple, dict]:
+    """``(static items, array kwargs)``: arrays become arguments of the custom VJP."""
+    arrays = {k: v for k, v in kwargs.items() if isinstance(v, jax.Array)}
+    static = tuple((k, v) for k, v in kwargs.items() if k not in arrays)
+    return static, arrays
+
+
+def call_solver(name: str, fn: Callable, M, R: jax.Array, vector: bool, rows: int,
+                kwargs: dict) -> tuple[jax.Array, object]:
+    """``fn(M, R, **kwargs)`` on the caller's form of ``R`` (a vector if the caller gave one),
+    checked and returned as ``((rows, p) block, info or None)``."""
+    out = fn(M, R[:, 0] if vector else R, **kwargs)
+    X, info = out if isinstance(out, tuple) and len(out) == 2 else (out, None)
+    want = (rows,) if vector else (rows, R.shape[1])
+    if not isinstance(X, jax.Array) or tuple(X.shape) != want or X.dtype != R.dtype:
+        raise ValueError(
+            f"{name}: expected the solver to return an array of shape {want} and dtype "
+            f"{R.dtype} (or a pair (X, info)), got {describe(X)}."
+        )
+    return X.reshape(rows, -1), info
+
+
+def _forward(solve, static, vector, pattern, values, Bf, arrays):
+    kwargs = {**dict(static), **arrays}
+    return call_solver("solve", solve, pattern.matrix(values), Bf, vector, pattern.shape[-1],
+                       kwargs)
+
+
+def _backward(transpose_solve, static, vector, pattern, values, Gf, arrays):
+    kwargs = {**dict(static), **arrays}
+    At = transposed_matrix(pattern, values)
+    return call_solver("transpose_solve", transpose_solve, At, Gf, vector, pattern.shape[-2],
+                       kwargs)
+
+
+def sparse_generic_solve(A, B: jax.Array, solve: Callable | None = None,
+                         transpose_solve: Callable | None = None, *, return_info: bool = False,
+                         **kwargs):
+    """Solve ``A X = B`` with a pluggable solver; the gradient for ``A`` keeps A's pattern.
+
+    Args:
+        A: 2-D BCOO or BCSR ``(n, n)``, float32/float64 (``vmap`` for batches).
+        B: dense ``(n,)`` or ``(n, k)``, same dtype.
+        solve: ``solve(A, B, **kwargs) -> X`` or ``(X, info)``, ``A`` a BCOO/BCSR like the
+            caller's (default :func:`jax_api.minres`, which needs a symmetric ``A``; e.g.
+            :func:`jax_api.cg` for SPD, :func:`jax_api.bicgstab`/:func:`jax_api.gmres` otherwise).
+        transpose_solve: ``transpose_solve(A^T, G, **kwargs)``, used by the backward pass with
+            the transpose of ``A``; defaults to ``solve`` (and ``solve`` to it when only it is
+            given).
+        return_info: also return the forward solver's convergence ``info`` (``None`` if the
+            solver gives none). The backward solve reports non-convergence by its warning.
+        **kwargs: passed to both solves, e.g. ``tol=1e-8, maxiter=500``.
+
+    Returns:
+        ``X`` shaped like ``B``, or ``(X, info)`` with ``return_info=True``. The gradient for
+        ``A.data`` has A.data's shape.
+
+    Example:
+        >>> A = BCSR.fromdense(4 * jnp.eye(3))
+        >>> jax.grad(lambda d: sparse_generic_solve(BCSR((d, A.indices, A.indptr), shape=A.shape), jnp.ones(3), solve=cg).sum())(A.data)
+    """
+    A = check_sparse("A", A, ndims=(2,), square=True)
+    B = check_rhs("B", B, A)
+    check_callable("solve", solve)
+    check_callable("transpose_solve", transpose_solve)
+    if solve is None and transpose_solve is None:
+        from ._solvers import minres
+
+        solve = transpose_solve = minres
+    elif solve is None:
+        solve = transpose_solve
+    elif transpose_solve is None:
+        transpose_solve = solve
+    pattern, values = Pattern.of(A)
+    Bf, vector = pattern.flat_rhs(B)
+    static, arrays = split_kwargs(kwargs)
+    fwd = partial(_forward, solve, static, vector)
+    bwd = partial(_backward, transpose_solve, static, vector)
+    Xf, info = implicit_solve(pattern, values, Bf, fwd, bwd, args=arrays)
+    X = pattern.unflat(Xf, vector, A.shape[-1])
+    return (X, info) if return_info else X
