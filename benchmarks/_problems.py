@@ -17,9 +17,17 @@ import itertools
 import torch
 
 
-def _grid_matrix(k: int, offsets, values: torch.Tensor | None, diag_value, dtype, layout,
-                 index_dtype, generator=None) -> torch.Tensor:
-    """Matrix with an entry ``(p, p + o)`` for each grid point ``p`` and offset ``o`` inside the grid."""
+def _grid_matrix(
+    k: int,
+    offsets,
+    values: torch.Tensor | None,
+    diag_value,
+    dtype,
+    layout,
+    index_dtype,
+    generator=None,
+) -> torch.Tensor:
+    """Entries ``(p, p + o)`` for each grid point ``p`` and offset ``o`` staying in the grid."""
     coords = torch.stack(torch.meshgrid(*(torch.arange(k),) * 3, indexing="ij"), -1).reshape(-1, 3)
     strides = torch.tensor([k * k, k, 1])
     rows_l, cols_l, vals_l = [], [], []
@@ -55,15 +63,19 @@ def _assemble(rows, cols, vals, n, layout, index_dtype) -> torch.Tensor:
     return torch.sparse_csr_tensor(crow, cols.to(index_dtype), vals, (n, n))
 
 
-def poisson3d(k: int, dtype=torch.float32, layout=torch.sparse_csr,
-              index_dtype=torch.int32) -> torch.Tensor:
+def poisson3d(
+    k: int, dtype=torch.float32, layout=torch.sparse_csr, index_dtype=torch.int32
+) -> torch.Tensor:
     """SPD 7-point Laplacian of a ``k^3`` grid: 6 on the diagonal, -1 to each face neighbour."""
-    offsets = [(0, 0, 0)] + [tuple(s * (i == d) for i in range(3)) for d in range(3) for s in (-1, 1)]
+    offsets = [(0, 0, 0)] + [
+        tuple(s * (i == d) for i in range(3)) for d in range(3) for s in (-1, 1)
+    ]
     return _grid_matrix(k, offsets, -1.0, 6.0, dtype, layout, index_dtype)
 
 
-def stencil27(k: int, dtype=torch.float32, layout=torch.sparse_csr, index_dtype=torch.int32,
-              seed: int = 0) -> torch.Tensor:
+def stencil27(
+    k: int, dtype=torch.float32, layout=torch.sparse_csr, index_dtype=torch.int32, seed: int = 0
+) -> torch.Tensor:
     """27-point-stencil matrix of a ``k^3`` grid, off-diagonal values uniform in ``[-1, 1)``,
     diagonal 27 (so it is diagonally dominant and nonsingular)."""
     g = torch.Generator().manual_seed(seed)

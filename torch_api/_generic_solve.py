@@ -30,14 +30,17 @@ def transposed_matrix(pattern: Pattern, values: torch.Tensor) -> torch.Tensor:
     return torch.sparse_coo_tensor(idx, values[perm], (m, n), is_coalesced=True)
 
 
-def call_solver(name: str, fn: Callable, M: torch.Tensor, R: torch.Tensor, vector: bool,
-                rows: int, kwargs: dict) -> torch.Tensor:
+def call_solver(
+    name: str, fn: Callable, M: torch.Tensor, R: torch.Tensor, vector: bool, rows: int, kwargs: dict
+) -> torch.Tensor:
     """``fn(M, R, **kwargs)`` on the caller's form of ``R`` (a vector if the caller gave one),
     checked and returned as a ``(rows, p)`` block."""
     X = fn(M, R[:, 0] if vector else R, **kwargs)
     want = (rows,) if vector else (rows, R.shape[1])
     if not isinstance(X, torch.Tensor):
-        raise TypeError(f"{name}: expected the solver to return a tensor of shape {want}, got {describe(X)}.")
+        raise TypeError(
+            f"{name}: expected the solver to return a tensor of shape {want}, got {describe(X)}."
+        )
     if tuple(X.shape) != want or X.dtype != R.dtype or X.device != R.device:
         raise ValueError(
             f"{name}: expected the solver to return shape {want}, dtype {R.dtype} on {R.device}, "
@@ -61,7 +64,7 @@ def sparse_generic_solve(
         solve: ``solve(A, B, **kwargs) -> X`` with ``A`` in the caller's layout (default
             :func:`~torch_api.utils.minres`; e.g. ``linear_cg`` for SPD, ``bicgstab`` otherwise).
         transpose_solve: ``transpose_solve(A^T, G, **kwargs) -> Y``, used by the backward with
-            the transpose of ``A``; defaults to ``solve`` (and ``solve`` to it when only it is given).
+            the transpose of ``A``; defaults to ``solve`` (and ``solve`` to it if only it is given).
         **kwargs: passed to both, e.g. ``settings=LinearCGSettings(cg_tolerance=1e-8)``.
 
     Returns:

@@ -162,7 +162,9 @@ def test_bad_inputs():
     A = to_sparse(D, torch.sparse_csr)
     b = torch.ones(M, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"A: expected a tall matrix \(m >= n"):
-        sparse_generic_lstsq(to_sparse(D.T.contiguous(), torch.sparse_csr), torch.ones(N, dtype=torch.float64))
+        sparse_generic_lstsq(
+            to_sparse(D.T.contiguous(), torch.sparse_csr), torch.ones(N, dtype=torch.float64)
+        )
     with pytest.raises(ValueError, match="B: expected a first dimension"):
         sparse_generic_lstsq(A, torch.ones(N, dtype=torch.float64))
     with pytest.raises(ValueError, match="B: expected dtype torch.float64"):

@@ -81,8 +81,14 @@ def test_solvers_receive_caller_layout_and_transpose(layout, index_dtype):
 
     A = make(D, layout, index_dtype)
     B = torch.randn(N, dtype=torch.float64)
-    run(A, B, torch.ones(N, dtype=torch.float64), solve=recording("fwd"),
-        transpose_solve=recording("bwd"), flag=7)
+    run(
+        A,
+        B,
+        torch.ones(N, dtype=torch.float64),
+        solve=recording("fwd"),
+        transpose_solve=recording("bwd"),
+        flag=7,
+    )
     (f, Mf, kwf), (b, Mb, kwb) = seen
     assert (f, b) == ("fwd", "bwd") and kwf == kwb == {"flag": 7}
     assert Mf.layout == Mb.layout == layout and not Mf.requires_grad
@@ -122,8 +128,14 @@ def test_gradcheck(layout, solver):
     n = 6
     D = solve_matrix(n, "general", seed=2)
     S = to_sparse(D, layout)
-    kw = {"solve": direct} if solver == "direct" else {
-        "solve": bicgstab, "settings": BICGSTABSettings(matvec_max=200, abstol=0.0, reltol=1e-14)}
+    kw = (
+        {"solve": direct}
+        if solver == "direct"
+        else {
+            "solve": bicgstab,
+            "settings": BICGSTABSettings(matvec_max=200, abstol=0.0, reltol=1e-14),
+        }
+    )
 
     def f(values, B):
         if layout == torch.sparse_coo:
@@ -156,7 +168,9 @@ def test_uncoalesced_coo_is_accepted():
     D = solve_matrix(N, "general")
     S = to_sparse(D, torch.sparse_coo)
     idx, val = S.indices(), S.values()
-    A = torch.sparse_coo_tensor(torch.cat([idx, idx], 1), torch.cat([0.5 * val, 0.5 * val]), S.shape)
+    A = torch.sparse_coo_tensor(
+        torch.cat([idx, idx], 1), torch.cat([0.5 * val, 0.5 * val]), S.shape
+    )
     assert not A.is_coalesced()
     B = torch.randn(N, dtype=torch.float64)
     torch.testing.assert_close(sparse_generic_solve(A, B, solve=direct), torch.linalg.solve(D, B))
@@ -170,8 +184,9 @@ def test_solver_nonconvergence_reaches_the_caller():
     with pytest.warns(ConvergenceWarning, match="bicgstab did not converge"):
         sparse_generic_solve(A, B, solve=bicgstab, settings=BICGSTABSettings(matvec_max=2))
     with pytest.raises(ConvergenceError, match="bicgstab"):
-        sparse_generic_solve(A, B, solve=bicgstab, settings=BICGSTABSettings(matvec_max=2),
-                             raise_on_failure=True)
+        sparse_generic_solve(
+            A, B, solve=bicgstab, settings=BICGSTABSettings(matvec_max=2), raise_on_failure=True
+        )
 
 
 def test_bad_inputs():

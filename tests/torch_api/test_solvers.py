@@ -87,8 +87,9 @@ def test_cg_jacobi_preconditioner_needs_fewer_iterations():
     B = rhs(N, 2, torch.float64)
     inv_diag = 1 / D.diagonal()
     X0, info0 = linear_cg(D, B, tolerance=1e-10, return_info=True)
-    X1, info1 = linear_cg(D, B, tolerance=1e-10, preconditioner=lambda R: inv_diag[:, None] * R,
-                          return_info=True)
+    X1, info1 = linear_cg(
+        D, B, tolerance=1e-10, preconditioner=lambda R: inv_diag[:, None] * R, return_info=True
+    )
     ref = torch.linalg.solve(D, B)
     torch.testing.assert_close(X1, ref, rtol=1e-7, atol=0)
     assert info1.reason == "converged"
@@ -122,7 +123,9 @@ def test_cg_lanczos_tridiagonal():
         torch.testing.assert_close(Tj[0, 0], b @ D @ b / (b @ b))
     # CG needs all n steps here, so the Lanczos matrix is full length: it has A's eigenvalues
     assert T.shape == (2, n, n)
-    torch.testing.assert_close(torch.linalg.eigvalsh(T[0]), torch.linalg.eigvalsh(D), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(
+        torch.linalg.eigvalsh(T[0]), torch.linalg.eigvalsh(D), rtol=1e-6, atol=1e-6
+    )
     torch.testing.assert_close(X, torch.linalg.solve(D, B), **close(torch.float64))
 
 
@@ -151,11 +154,15 @@ def test_cg_min_iter_and_zero_iterations_for_exact_guess():
 
 def test_cg_mean_reduction_stops_no_later_than_all():
     D = solve_matrix(N, "spd")
-    B = torch.cat([rhs(N, 0, torch.float64)[:, None], (D @ torch.ones(N, dtype=torch.float64))[:, None]], 1)
+    B = torch.cat(
+        [rhs(N, 0, torch.float64)[:, None], (D @ torch.ones(N, dtype=torch.float64))[:, None]], 1
+    )
     _, info_all = linear_cg(D, B, tolerance=1e-8, return_info=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        _, info_mean = linear_cg(D, B, tolerance=1e-8, convergence_reduction="mean", return_info=True)
+        _, info_mean = linear_cg(
+            D, B, tolerance=1e-8, convergence_reduction="mean", return_info=True
+        )
     assert info_mean.iterations <= info_all.iterations
     assert info_mean.reason in ("converged", "mean_converged")
 
@@ -224,7 +231,9 @@ def test_minres_shifts_and_value(precondition):
         torch.testing.assert_close(X[i], torch.linalg.solve(D + s * eye, B), **close(torch.float64))
     x = minres(D, B[:, 0], shifts=1.5, value=0.5, preconditioner=pre, settings=settings)
     assert x.shape == (N,)
-    torch.testing.assert_close(x, torch.linalg.solve(0.5 * D + 1.5 * eye, B[:, 0]), **close(torch.float64))
+    torch.testing.assert_close(
+        x, torch.linalg.solve(0.5 * D + 1.5 * eye, B[:, 0]), **close(torch.float64)
+    )
 
 
 def test_minres_preconditioner_on_badly_scaled_matrix():
@@ -232,8 +241,12 @@ def test_minres_preconditioner_on_badly_scaled_matrix():
     D = scale[:, None] * indefinite() * scale[None, :]
     B = rhs(N, 2, torch.float64)
     inv = 1 / D.diagonal().abs()
-    X = minres(to_sparse(D, torch.sparse_csr), B, preconditioner=lambda R: inv[:, None] * R,
-               settings=MINRESSettings(minres_tolerance=1e-12))
+    X = minres(
+        to_sparse(D, torch.sparse_csr),
+        B,
+        preconditioner=lambda R: inv[:, None] * R,
+        settings=MINRESSettings(minres_tolerance=1e-12),
+    )
     torch.testing.assert_close(X, torch.linalg.solve(D, B), rtol=1e-7, atol=0)
 
 
@@ -252,7 +265,9 @@ def test_minres_nonconvergence_warns_or_raises():
 def test_bicgstab_nonsymmetric(kind, k, dtype):
     D = solve_matrix(N, "general", dtype)
     B = rhs(N, k, dtype)
-    X = bicgstab(as_kind(D, kind), B, settings=BICGSTABSettings(abstol=0.0, reltol=solver_tol(dtype)))
+    X = bicgstab(
+        as_kind(D, kind), B, settings=BICGSTABSettings(abstol=0.0, reltol=solver_tol(dtype))
+    )
     assert X.shape == B.shape and X.dtype == dtype
     torch.testing.assert_close(X, torch.linalg.solve(D, B), **close(dtype))
 
@@ -264,7 +279,9 @@ def test_bicgstab_batched_rhs_initial_guess_and_preconditioners():
     tight = BICGSTABSettings(abstol=0.0, reltol=1e-12)
     torch.testing.assert_close(bicgstab(D, B, settings=tight), ref, **close(torch.float64))
     guess = ref + 1e-3 * torch.randn_like(ref)
-    torch.testing.assert_close(bicgstab(D, B, initial_guess=guess, settings=tight), ref, **close(torch.float64))
+    torch.testing.assert_close(
+        bicgstab(D, B, initial_guess=guess, settings=tight), ref, **close(torch.float64)
+    )
     inv = 1 / D.diagonal(dim1=-2, dim2=-1)
     for precon in (lambda R: inv[..., None] * R, torch.diag_embed(inv)):
         X = bicgstab(D, B, settings=tight._replace(precon=precon))
@@ -304,7 +321,9 @@ def test_lsmr_least_squares(kind, k, dtype):
 def test_lsmr_minimum_norm_damping_and_x0():
     A = tall()
     B = rhs(N, 2, torch.float64)
-    Z, _ = lsmr(to_sparse(A.T.contiguous(), torch.sparse_csr), B, atol=1e-13, btol=1e-13, maxiter=200)
+    Z, _ = lsmr(
+        to_sparse(A.T.contiguous(), torch.sparse_csr), B, atol=1e-13, btol=1e-13, maxiter=200
+    )
     torch.testing.assert_close(Z, torch.linalg.pinv(A.T) @ B, **close(torch.float64))
     b = rhs(30, 0, torch.float64)
     x, _ = lsmr(A, b, damp=2.0, atol=1e-13, btol=1e-13, maxiter=200)

@@ -33,11 +33,14 @@ class BICGSTABSettings(NamedTuple):
     logger: logging.Logger = _logger
 
 
+_DEFAULT_SETTINGS = BICGSTABSettings()
+
+
 def bicgstab(
     matmul_closure,
     rhs: torch.Tensor,
     initial_guess: torch.Tensor | None = None,
-    settings: BICGSTABSettings = BICGSTABSettings(),
+    settings: BICGSTABSettings = _DEFAULT_SETTINGS,
     *,
     raise_on_failure: bool = False,
 ) -> torch.Tensor:
@@ -104,7 +107,9 @@ def bicgstab(
                 rho, alpha, omega = (torch.where(restart, 1, t) for t in (rho, alpha, omega))
                 rho_new = torch.where(restart, col_dot(R, R), rho_new)
             ok = active & (rho != 0) & (omega != 0)
-            beta = torch.where(ok, (rho_new / torch.where(ok, rho, 1)) * (alpha / torch.where(ok, omega, 1)), 0)
+            beta = torch.where(
+                ok, (rho_new / torch.where(ok, rho, 1)) * (alpha / torch.where(ok, omega, 1)), 0
+            )
             P = R + beta * (P - omega * V)
             Ph = M(P)
             V = checked(op(Ph), Ph, "matmul_closure(p)")
@@ -127,8 +132,12 @@ def bicgstab(
             r_norm = col_norm(R)
             active = active & (r_norm > threshold)
             if log.isEnabledFor(logging.DEBUG):
-                log.debug("bicgstab: %d matvecs, max residual %.3e, %d active",
-                          nmv, float(r_norm.max()), int(active.sum()))
+                log.debug(
+                    "bicgstab: %d matvecs, max residual %.3e, %d active",
+                    nmv,
+                    float(r_norm.max()),
+                    int(active.sum()),
+                )
         true_r = col_norm(B - checked(op(X), B, "matmul_closure(solution)"))
         failed = true_r > threshold
         if bool(failed.any()):

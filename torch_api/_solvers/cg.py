@@ -42,6 +42,9 @@ class LinearCGSettings(NamedTuple):
     verbose_linalg: bool = False
 
 
+_DEFAULT_SETTINGS = LinearCGSettings()
+
+
 @dataclass(frozen=True)
 class CGInfo:
     """How a :func:`linear_cg` solve ended. Residual tensors have shape ``(*batch, k)``.
@@ -59,12 +62,17 @@ class CGInfo:
     recursive_relative_residual: torch.Tensor
     true_relative_residual: torch.Tensor
     tolerance: float
-    reason: Literal["converged", "recursive_converged", "mean_converged", "stopped_updating", "max_iter"]
+    reason: Literal[
+        "converged", "recursive_converged", "mean_converged", "stopped_updating", "max_iter"
+    ]
 
 
 def _nonneg(name: str, x: float, positive: bool = False) -> float:
     if not math.isfinite(x) or x < 0 or (positive and x == 0):
-        raise ValueError(f"{name}: expected a finite {'positive' if positive else 'nonnegative'} number, got {x!r}.")
+        raise ValueError(
+            f"{name}: expected a finite {'positive' if positive else 'nonnegative'} number, "
+            f"got {x!r}."
+        )
     return float(x)
 
 
@@ -79,7 +87,7 @@ def linear_cg(
     max_tridiag_iter: int | None = None,
     initial_guess: torch.Tensor | None = None,
     preconditioner=None,
-    settings: LinearCGSettings = LinearCGSettings(),
+    settings: LinearCGSettings = _DEFAULT_SETTINGS,
     convergence_reduction: Literal["all", "mean"] = "all",
     min_iter: int = 0,
     return_info: bool = False,
@@ -122,18 +130,28 @@ def linear_cg(
     precond = None if preconditioner is None else as_operator(preconditioner, "preconditioner")
     max_iter = settings.max_cg_iterations if max_iter is None else int(max_iter)
     max_tridiag_iter = (
-        settings.max_lanczos_quadrature_iterations if max_tridiag_iter is None else int(max_tridiag_iter)
+        settings.max_lanczos_quadrature_iterations
+        if max_tridiag_iter is None
+        else int(max_tridiag_iter)
     )
     tol = _nonneg("tolerance", settings.cg_tolerance if tolerance is None else tolerance)
-    stop_after = _nonneg("stop_updating_after", tol if stop_updating_after is None else stop_updating_after)
+    stop_after = _nonneg(
+        "stop_updating_after", tol if stop_updating_after is None else stop_updating_after
+    )
     eps = _nonneg("eps", torch.finfo(B.dtype).tiny if eps is None else eps, positive=True)
     if convergence_reduction not in ("all", "mean"):
-        raise ValueError(f"convergence_reduction: expected 'all' or 'mean', got {convergence_reduction!r}.")
+        raise ValueError(
+            f"convergence_reduction: expected 'all' or 'mean', got {convergence_reduction!r}."
+        )
     if min_iter < 0 or max_iter < 0:
-        raise ValueError(f"min_iter, max_iter: expected nonnegative integers, got {min_iter}, {max_iter}.")
+        raise ValueError(
+            f"min_iter, max_iter: expected nonnegative integers, got {min_iter}, {max_iter}."
+        )
     n, k = B.shape[-2], B.shape[-1]
     if not 0 <= n_tridiag <= k:
-        raise ValueError(f"n_tridiag: expected an integer in [0, {k}] (rhs columns), got {n_tridiag}.")
+        raise ValueError(
+            f"n_tridiag: expected an integer in [0, {k}] (rhs columns), got {n_tridiag}."
+        )
     if n_tridiag and max_tridiag_iter > max_iter:
         raise ValueError(
             f"max_tridiag_iter: expected at most max_iter={max_iter} (a Lanczos matrix cannot be "
@@ -142,7 +160,9 @@ def linear_cg(
     n_iter = min(max_iter, n) if settings.terminate_cg_by_size else max_iter
     n_tri = min(max_tridiag_iter, n, n_iter) if n_tridiag else 0
     if settings.verbose_linalg:
-        _log.info("linear_cg: rhs %s, up to %d iterations, tolerance %g", tuple(B.shape), n_iter, tol)
+        _log.info(
+            "linear_cg: rhs %s, up to %d iterations, tolerance %g", tuple(B.shape), n_iter, tol
+        )
 
     with torch.no_grad():
         b_norm = col_norm(B)
@@ -168,7 +188,7 @@ def linear_cg(
         Z = R if precond is None else checked(precond(R), R, "preconditioner(residual)")
         P = Z.clone()
         rz = col_dot(R, Z)
-        stopped_by, iterations = None, 0
+        stopped_by, iterations, true_rel, restart = None, 0, None, None
         if bool(frozen.all()) and not n_tridiag and min_iter == 0:
             stopped_by = "frozen"
         else:
@@ -180,9 +200,10 @@ def linear_cg(
                 broken |= bad
                 frozen |= bad
                 alpha = torch.where(frozen, torch.zeros_like(pAp), rz / torch.where(frozen, 1, pAp))
-                X = X + alpha * P
-                R = R - alpha * AP
-                rel = col_norm(R) / denom
+                X.addcmul_(P, alpha)  # X, R and P are this function's own tensors
+                R.addcmul_(AP, alpha, value=-1)
+                r_sq = col_dot(R, R)
+                rel = r_sq.sqrt() / denom
                 iterations = it + 1
                 if tri_live and tri_size < n_tri:
                     a_t = alpha[..., 0, :n_tridiag]
@@ -207,22 +228,47 @@ def linear_cg(
                     done = bool(rel.mean() <= tol)
                 tri_pending = tri_live and tri_size < n_tri
                 if done and iterations >= min_iter and not tri_pending:
-                    stopped_by = "tolerance"
-                    break
+                    # the recurrence says converged: check the true residual before stopping
+                    true_R = B - checked(op(X), B, "matmul_closure(solution)")
+                    matvecs += 1
+                    true_rel = col_norm(true_R) / denom
+                    if (
+                        bool((true_rel <= tol).all())
+                        if convergence_reduction == "all"
+                        else bool(true_rel.mean() <= tol)
+                    ):
+                        stopped_by = "tolerance"
+                        break
+                    # rounding drift: replace the recursive residual by the true one, go on
+                    true_rel = None
+                    R = true_R
+                    r_sq = col_dot(R, R)
+                    rel = r_sq.sqrt() / denom
+                    refrozen = (rel <= stop_after) | broken
+                    restart = frozen & ~refrozen  # thawed columns restart from their residual
+                    frozen = refrozen
                 if bool(frozen.all()) and iterations >= min_iter and not tri_pending:
                     stopped_by = "frozen"
                     break
-                Z = R if precond is None else checked(precond(R), R, "preconditioner(residual)")
-                rz_new = col_dot(R, Z)
-                beta = torch.where(frozen, torch.zeros_like(rz), rz_new / torch.where(rz == 0, 1, rz))
-                P = Z + beta * P
+                if precond is None:
+                    Z, rz_new = R, r_sq
+                else:
+                    Z = checked(precond(R), R, "preconditioner(residual)")
+                    rz_new = col_dot(R, Z)
+                beta = torch.where(
+                    frozen, torch.zeros_like(rz), rz_new / torch.where(rz == 0, 1, rz)
+                )
+                if restart is not None:
+                    beta, restart = torch.where(restart, 0, beta), None
+                P = torch.addcmul(Z, beta, P, out=P)  # P = Z + beta P
                 rz = rz_new
                 if tri_live:
                     prev_alpha, prev_beta = alpha[..., 0, :n_tridiag], beta[..., 0, :n_tridiag]
 
-        true_R = B - checked(op(X), B, "matmul_closure(solution)")
-        matvecs += 1
-        true_rel = col_norm(true_R) / denom
+        if true_rel is None:
+            true_R = B - checked(op(X), B, "matmul_closure(solution)")
+            matvecs += 1
+            true_rel = col_norm(true_R) / denom
         converged = true_rel <= tol
         if bool(converged.all()):
             reason = "converged"

@@ -78,7 +78,10 @@ def lsmr(
             raise ValueError("Armat, n: a callable A needs Armat (u -> A^T u) and n (its columns).")
     else:
         if B.shape[-2] != shape[0]:
-            raise ValueError(f"b: expected {shape[0]} rows to match A's shape {tuple(shape)}, got {tuple(b.shape)}.")
+            raise ValueError(
+                f"b: expected {shape[0]} rows to match A's shape {tuple(shape)}, "
+                f"got {tuple(b.shape)}."
+            )
         if n is None:
             n = int(shape[1])
     if Armat is not None:
@@ -193,8 +196,16 @@ def lsmr(
         failed = (stop == 0) | (stop == 3) | (stop == 6) | (stop == 7)
         if bool(failed.any()):
             what = "lsmr (||A^T r|| / (||A|| ||r||)"
-            what += ", condition estimate above conlim)" if bool(((stop == 3) | (stop == 6)).any()) else ")"
+            what += (
+                ", condition estimate above conlim)"
+                if bool(((stop == 3) | (stop == 6)).any())
+                else ")"
+            )
             report_nonconvergence(
-                what, itn, worst(test2.expand_as(failed)[failed]), atol, raise_on_failure=raise_on_failure
+                what,
+                itn,
+                worst(test2.expand_as(failed)[failed]),
+                atol,
+                raise_on_failure=raise_on_failure,
             )
     return (x.squeeze(-1) if vector else x), itn

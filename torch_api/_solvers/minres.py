@@ -43,6 +43,9 @@ class MINRESSettings(NamedTuple):
     verbose_linalg: bool = False
 
 
+_DEFAULT_SETTINGS = MINRESSettings()
+
+
 def _with_shift_columns(op, X: torch.Tensor) -> torch.Tensor:
     """Apply ``op`` to ``X (S, ..., n, k)`` by folding the shifts into the columns."""
     S = X.shape[0]
@@ -69,7 +72,9 @@ def _minres(op, B, shifts, precond, tol, max_iter, eps):
     y = B if precond is None else checked(precond(B), B, "preconditioner(rhs)")
     b1_sq = col_dot(B, y)
     if bool((b1_sq < 0).any()):
-        raise ValueError("preconditioner: expected a symmetric positive definite M^{-1}, got r^T M^{-1} r < 0.")
+        raise ValueError(
+            "preconditioner: expected a symmetric positive definite M^{-1}, got r^T M^{-1} r < 0."
+        )
     beta1 = b1_sq.sqrt()
     oldb, beta, r2 = torch.zeros_like(beta1), beta1, r1
     zeros_s = torch.zeros(S, *beta1.shape, dtype=B.dtype, device=B.device)
@@ -125,7 +130,7 @@ def minres(
     value: float | None = None,
     max_iter: int | None = None,
     preconditioner=None,
-    settings: MINRESSettings = MINRESSettings(),
+    settings: MINRESSettings = _DEFAULT_SETTINGS,
     *,
     raise_on_failure: bool = False,
 ) -> torch.Tensor:
@@ -170,22 +175,31 @@ def minres(
     max_iter = settings.max_cg_iterations if max_iter is None else int(max_iter)
     tol = float(settings.minres_tolerance)
     if settings.verbose_linalg:
-        _log.info("minres: rhs %s, %d shift(s), up to %d iterations, tolerance %g",
-                  tuple(B.shape), shift_t.numel(), max_iter, tol)
+        _log.info(
+            "minres: rhs %s, %d shift(s), up to %d iterations, tolerance %g",
+            tuple(B.shape),
+            shift_t.numel(),
+            max_iter,
+            tol,
+        )
 
     with torch.no_grad():
         if precond is None or bool((shift_t == 0).all()) and shift_t.numel() == 1:
             X, iters, rel = _minres(op, B, shift_t, precond, tol, max_iter, eps)
         else:  # a preconditioner breaks shift invariance: one MINRES per shift
             parts = [
-                _minres(lambda V, s=s: op(V) + s * V, B, B.new_zeros(1), precond, tol, max_iter, eps)
+                _minres(
+                    lambda V, s=s: op(V) + s * V, B, B.new_zeros(1), precond, tol, max_iter, eps
+                )
                 for s in shift_t
             ]
             X = torch.cat([p[0] for p in parts])
             iters = max(p[1] for p in parts)
             rel = torch.cat([p[2] for p in parts])
         if not bool((rel <= tol).all()):
-            report_nonconvergence("minres", iters, worst(rel), tol, raise_on_failure=raise_on_failure)
+            report_nonconvergence(
+                "minres", iters, worst(rel), tol, raise_on_failure=raise_on_failure
+            )
 
     if vector:
         X = X.squeeze(-1)
