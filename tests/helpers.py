@@ -186,3 +186,79 @@ def make_sparse(framework: str, D: torch.Tensor, layout, index_dtype=torch.int64
         return sp.coo_array((values, tuple(coords)), shape=D.shape, copy=False)
     crow, col, values = (aligned_numpy(p.numpy()) for p in parts)
     return sp.csr_array((values, col, crow), shape=D.shape, copy=False)
+
+
+# ------------------------------------------------------------------- JAX sparse test matrices
+JAX_KINDS_2D = ("bcoo", "bcoo_unsorted", "bcoo_padded", "bcsr", "bcsr_padded")
+JAX_KINDS_3D = ("bcoo", "bcoo_padded", "bcoo3", "bcsr", "bcsr_padded")
+
+
+def jax_sparse(D, kind: str, seed: int = 0):
+    """A NumPy ``D`` (2-D, or 3-D batched) as a ``jax.experimental.sparse`` matrix of ``kind``.
+
+    ``bcoo``/``bcsr``: ``fromdense`` (3-D: one batch dimension). ``bcoo_unsorted``: the entries
+    shuffled (``indices_sorted=False``). ``*_padded``: three padding entries per matrix holding
+    *nonzero garbage* data, which every op must treat as absent. ``bcoo3``: a 3-D BCOO with three
+    sparse dimensions (torch's batched COO layout). Uses the caller's x64 mode for float64.
+    """
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.experimental.sparse import BCOO, BCSR
+
+    Dn = np.asarray(D)
+    D = jnp.asarray(D)
+    n_batch = 1 if D.ndim == 3 and kind != "bcoo3" else 0
+    per_matrix = Dn.reshape(Dn.shape[0], -1) if n_batch else Dn.reshape(1, -1)
+    nnz = int(np.count_nonzero(per_matrix, axis=1).max())
+    if kind in ("bcoo", "bcoo3"):
+        return BCOO.fromdense(D, n_batch=n_batch)
+    if kind == "bcsr":
+        return BCSR.fromdense(D, n_batch=n_batch)
+    if kind == "bcoo_unsorted":
+        A = BCOO.fromdense(D)
+        perm = np.random.default_rng(seed).permutation(A.nse)
+        return BCOO((A.data[perm], A.indices[perm]), shape=A.shape)
+    garbage = lambda A: A.data.at[..., nnz:].set(7.5)  # padding sits after the nnz entries
+    if kind == "bcoo_padded":
+        A = BCOO.fromdense(D, n_batch=n_batch, nse=nnz + 3)
+        return BCOO((garbage(A), A.indices), shape=A.shape, indices_sorted=True)
+    if kind == "bcsr_padded":
+        A = BCSR.fromdense(D, n_batch=n_batch, nse=nnz + 3)
+        return BCSR((garbage(A), A.indices, A.indptr), shape=A.shape)
+    raise ValueError(f"kind: unknown {kind!r}")
+
+
+def jax_with_data(A, data):
+    """``A`` with its data array replaced (same indices, flags and shape)."""
+    from jax.experimental.sparse import BCSR
+
+    if isinstance(A, BCSR):
+        return BCSR((data, A.indices, A.indptr), shape=A.shape)
+    return type(A)((data, A.indices), shape=A.shape, indices_sorted=A.indices_sorted,
+                   unique_indices=A.unique_indices)
+
+
+def jax_padding_mask(A):
+    """NumPy bool mask, shaped like ``A.data``, of A's padding entries."""
+    import numpy as np
+    from jax.experimental.sparse import BCSR
+
+    if isinstance(A, BCSR):
+        indptr = np.asarray(A.indptr)
+        pos = np.arange(A.indices.shape[-1])
+        return pos >= indptr[..., -1:]
+    idx = np.asarray(A.indices)
+    sparse_shape = np.array(A.shape[A.n_batch:])
+    mask = (idx >= sparse_shape).any(-1)
+    return np.broadcast_to(mask, A.data.shape)
+
+
+def jax_sparse_grad_dense(A, grad_data):
+    """The dense matrix holding ``grad_data`` (a gradient for ``A.data``) at A's entries;
+    padding entries must have zero gradient."""
+    import numpy as np
+
+    g = np.asarray(grad_data)
+    assert g.shape == A.data.shape, (g.shape, A.data.shape)
+    assert np.all(g[jax_padding_mask(A)] == 0), "padding entries got a nonzero gradient"
+    return dense_of(jax_with_data(A, np.where(jax_padding_mask(A), 0, g)))
