@@ -10,6 +10,7 @@ _require("jax")
 _require("equinox")
 
 from ._indexed_mm import gather_mm, segment_mm  # noqa: E402
+from ._logsumexp import sparse_bidir_logsumexp, sparse_logsumexp  # noqa: E402
 from ._sparse_mm import sparse_mm  # noqa: E402
 from ._triangular_solve import sparse_triangular_solve  # noqa: E402
 from ._generic_solve import sparse_generic_solve  # noqa: E402
@@ -18,6 +19,7 @@ from ._solvers import SolveInfo, bicgstab, cg, gmres, lsmr, minres  # noqa: E402
 
 __all__: list[str] = []
 __all__ += ["segment_mm", "gather_mm"]
+__all__ += ["sparse_logsumexp", "sparse_bidir_logsumexp"]
 __all__ += ["sparse_mm", "sparse_triangular_solve"]
 __all__ += ["sparse_generic_solve", "sparse_generic_lstsq"]
 __all__ += ["SolveInfo", "cg", "bicgstab", "gmres", "minres", "lsmr"]
