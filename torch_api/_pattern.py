@@ -86,14 +86,9 @@ class Pattern:
         if A.layout == torch.sparse_coo:
             if not A.is_coalesced():
                 A = A.coalesce()
-            idx, values = A._indices(), A._values()
-            if A.dim() == 3:
-                n, m = A.shape[1], A.shape[2]
-                rows, cols = idx[0] * n + idx[1], idx[0] * m + idx[2]
-            else:
-                rows, cols = idx[0], idx[1]
-            crow = coo_to_crow(rows, A.shape[0] * (A.shape[1] if A.dim() == 3 else 1), idx.dtype)
-            return Pattern(crow, cols, tuple(A.shape), A.layout, (idx,)), values
+            idx, values, shape = A._indices(), A._values(), tuple(A.shape)
+            crow, cols = _cached("coo", (idx,), shape, lambda: _coo_csr(idx, shape))
+            return Pattern(crow, cols, shape, A.layout, (idx,)), values
         crow, col, values = A.crow_indices(), A.col_indices(), A.values()
         if A.dim() == 3:
             b, n, m = A.shape
@@ -166,26 +161,41 @@ class Pattern:
         return Y.squeeze(-1) if vector else Y
 
 
-_CACHE_SIZE = 8
-_transpose_cache: OrderedDict[tuple, tuple] = OrderedDict()
+_CACHE_SIZE = 16
+_transpose_cache: OrderedDict[tuple, tuple] = OrderedDict()  # transposes and COO -> CSR patterns
+
+
+def _coo_csr(idx: torch.Tensor, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat CSR ``(crow, col)`` of coalesced COO indices (a 2-D COO's ``col`` is a view of its
+    indices). Cached per pattern: the row compression costs a pass over the nonzeros."""
+    if len(shape) == 3:
+        b, n, m = shape
+        rows, cols = idx[0] * n + idx[1], idx[0] * m + idx[2]
+    else:
+        b, n, (rows, cols) = 1, shape[0], idx
+    return coo_to_crow(rows, b * n, idx.dtype), cols
 
 
 def _transpose_cached(crow: torch.Tensor, col: torch.Tensor, shape: tuple[int, int],
                       source: tuple[torch.Tensor, ...]):
-    # Keyed on the caller's own index tensors (``source``): a COO pattern's ``crow`` is rebuilt on
-    # every call, its indices are not. The entry holds those tensors, so their memory cannot be
-    # freed and reused by another pattern while cached: equal pointers, sizes and versions mean
-    # the same pattern. Limitation: an in-place change is seen through the version counter of
+    return _cached("transpose", source, shape, lambda: _transpose(crow, col, shape))
+
+
+def _cached(kind: str, source: tuple[torch.Tensor, ...], shape: tuple[int, ...], compute):
+    # Keyed on the caller's own index tensors (``source``), which persist across training steps
+    # (a COO's flat CSR pattern would be derived anew on each call). The entry holds them, so
+    # their memory cannot be freed and reused by another pattern while cached: equal pointers,
+    # sizes and versions mean the same pattern. Limitation: an in-place change is seen through the version counter of
     # the sparse tensor's own index tensors (A.col_indices(), A._indices()); a new sparse tensor
     # built on index storage that was changed in place through another alias is not detected.
-    key = (crow.device, shape, *((t.data_ptr(), t.numel()) for t in source))
+    key = (kind, source[0].device, shape, *((t.data_ptr(), t.numel()) for t in source))
     hit = _transpose_cache.get(key)
     if hit is not None:
         (held, versions), result = hit
         if tuple(t._version for t in held) == versions:
             _transpose_cache.move_to_end(key)
             return result
-    result = _transpose(crow, col, shape)
+    result = compute()
     _transpose_cache[key] = ((source, tuple(t._version for t in source)), result)
     if len(_transpose_cache) > _CACHE_SIZE:
         _transpose_cache.popitem(last=False)
