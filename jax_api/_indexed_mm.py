@@ -47,6 +47,7 @@ def _check_operands(a, b):
             f"b: expected shape (R, {a.shape[1]}, D2) to match a's {a.shape[1]} columns, "
             f"got shape {tuple(b.shape)}."
         )
+    return a, b
 
 
 def _check_index(name: str, x, length: int, what: str):
@@ -124,7 +125,7 @@ def segment_mm(a: jax.Array, b: jax.Array, seglen_a: jax.Array) -> jax.Array:
         >>> segment_mm(jnp.ones((5, 3)), jnp.ones((2, 3, 4)), jnp.array([2, 3])).shape
         (5, 4)
     """
-    _check_operands(a, b)
+    a, b = _check_operands(a, b)
     seglen_a = _check_index("seglen_a", seglen_a, b.shape[0], "one length per matrix of b")
     if is_concrete(seglen_a):
         lengths = np.asarray(seglen_a)
@@ -156,7 +157,7 @@ def gather_mm(a: jax.Array, b: jax.Array, idx_b: jax.Array) -> jax.Array:
         >>> gather_mm(jnp.ones((3, 2)), jnp.ones((4, 2, 5)), jnp.array([3, 0, 3])).shape
         (3, 5)
     """
-    _check_operands(a, b)
+    a, b = _check_operands(a, b)
     idx_b = _check_index("idx_b", idx_b, a.shape[0], "one index per row of a")
     r = b.shape[0]
     idx = np.asarray(idx_b) if is_concrete(idx_b) else None
