@@ -67,7 +67,7 @@ def run(device: str, quick: bool) -> list[dict]:
     repeat = 3 if quick else 5
     dt = torch.float32
 
-    gather_cases = [(2000, 32, 32, 8)] if quick else [(20000, 64, 64, 16), (20000, 64, 64, 256)]
+    gather_cases = [(2000, 32, 32, 8)] if quick else [(16384, 32, 32, 16), (16384, 32, 32, 256)]
     for N, D1, D2, R in gather_cases:
         a = torch.randn(N, D1, generator=g, dtype=dt).to(dev).requires_grad_()
         b = torch.randn(R, D1, D2, generator=g, dtype=dt).to(dev).requires_grad_()
@@ -79,7 +79,7 @@ def run(device: str, quick: bool) -> list[dict]:
             target=13.0 if dev.type == "cpu" else None,
         )
 
-    seg_cases = [(2000, 32, 32, 8)] if quick else [(20000, 64, 64, 16), (20000, 64, 64, 2000)]
+    seg_cases = [(2000, 32, 32, 8)] if quick else [(16384, 32, 32, 16), (16384, 32, 32, 1024)]
     for N, D1, D2, R in seg_cases:
         a = torch.randn(N, D1, generator=g, dtype=dt).to(dev).requires_grad_()
         b = torch.randn(R, D1, D2, generator=g, dtype=dt).to(dev).requires_grad_()
