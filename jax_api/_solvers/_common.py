@@ -193,31 +193,39 @@ def checked_info(matvec: MatVec, b, x, tol, atol, slack: float = 2.0) -> SolveIn
     )
 
 
-def _warn(solver, converged, iterations, residual, tolerance):
-    from torch_api._convergence import report_nonconvergence
+def _warn(solver, maxiter, converged, iterations, residual, tolerance):
+    import warnings
+
+    from torch_api._convergence import ConvergenceWarning, report_nonconvergence
 
     converged = np.asarray(converged)
     if converged.all():
         return
     bad = ~converged
-    report_nonconvergence(
-        f"{solver} ({int(bad.sum())} of {converged.size} right-hand sides)",
-        int(np.max(np.asarray(iterations)[bad] if np.ndim(iterations) else iterations)),
-        float(np.max(np.asarray(residual)[bad] if np.ndim(residual) else residual)),
-        float(np.max(tolerance)),
+    label = f"{solver} ({int(bad.sum())} of {converged.size} right-hand sides)"
+    its = np.asarray(iterations)[bad]
+    res, tol = float(np.max(np.asarray(residual)[bad])), float(np.max(tolerance))
+    if np.all(its >= 0):
+        report_nonconvergence(label, int(its.max()), res, tol)
+        return
+    warnings.warn(
+        f"{label} did not converge: relative residual {res:.3e} > tolerance {tol:.3e} "
+        f"(JAX's solver reports no iteration count; its limit was {maxiter}). Raise the "
+        f"iteration limit, loosen the tolerance, precondition, or check that the matrix suits "
+        f"{solver}.",
+        ConvergenceWarning,
+        stacklevel=2,
     )
 
 
 def report(solver: str, info: SolveInfo, maxiter: int | None = None) -> SolveInfo:
     """Warn (``ConvergenceWarning``, from the host, also under ``jit``) unless all converged.
 
-    ``maxiter`` stands in for the iteration count of solvers that do not report it.
+    ``maxiter``: the limit of a solver that does not count its iterations (for the message).
     """
     its = jnp.broadcast_to(info.iterations, jnp.shape(info.converged))
-    if maxiter is not None:
-        its = jnp.where(its < 0, maxiter, its)
     tol = jnp.broadcast_to(info.tolerance, jnp.shape(info.converged))
     jax.debug.callback(
-        lambda c, i, r, t: _warn(solver, c, i, r, t), info.converged, its, info.residual, tol
+        partial(_warn, solver, maxiter), info.converged, its, info.residual, tol
     )
     return info
