@@ -219,6 +219,10 @@ def convert(x, target: str, *, copy: bool | None = None, name: str = "array", fn
         raise TypeError(f"{fn}: {name} must be a dense torch/JAX/NumPy/CuPy array, got {type(x)!r}")
     check_concrete(x, fn)
     if src == "torch":
+        if x.device.type == "meta" and target != "torch":
+            raise ValueError(
+                f"{fn}: {name} must hold data (a CPU or CUDA tensor), got a meta tensor"
+            )
         x = x.detach()
     if target == "jax" and src != "jax":
         check_x64(x, name)

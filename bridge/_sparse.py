@@ -68,9 +68,35 @@ def _read_torch(x: torch.Tensor, copy) -> Hub:
     """Views of the components; the writer copies them if it must (torch is never the target)."""
     x = x.detach()
     if x.layout == torch.sparse_coo:
+        _check_torch_indices(x._indices(), None, x.shape)
         return Hub("coo", tuple(x.shape), x._values(), (x._indices(),), x.is_coalesced() or None)
     crow, col = x.crow_indices(), x.col_indices()
-    return Hub("csr", tuple(x.shape), x.values(), (crow, col), True)  # torch keeps CSR canonical
+    _check_torch_indices(crow, col, x.shape)
+    # torch does not check CSR invariants by default: sortedness is checked when a writer needs it
+    return Hub("csr", tuple(x.shape), x.values(), (crow, col), None)
+
+
+def _check_torch_indices(first: torch.Tensor, col: torch.Tensor | None, shape) -> None:
+    """Refuse out-of-range indices (torch builds sparse tensors without checking them; JAX would
+    take them for padding and drop them, SciPy would read past its buffers). One host sync."""
+    if first.device.type == "meta":
+        return
+    if col is None:  # COO indices (ndim, nnz)
+        bound = torch.tensor(shape[: first.shape[0]], device=first.device).unsqueeze(1)
+        ok = first.numel() == 0 or bool(((first >= 0) & (first < bound)).all())
+        what = f"COO indices within the shape {tuple(shape)}"
+    else:
+        nnz, n_rows = col.shape[-1], shape[-2]
+        ok = first.shape[-1] == n_rows + 1
+        if ok and first.numel():
+            flags = [(first[..., 0] == 0).all(), (first[..., -1] == nnz).all(),
+                     (first[..., 1:] >= first[..., :-1]).all()]
+            if nnz:
+                flags += [(col >= 0).all(), (col < shape[-1]).all()]
+            ok = bool(torch.stack(flags).all())
+        what = f"CSR indices (row pointers rising from 0 to nnz, columns in [0, {shape[-1]}))"
+    if not ok:
+        raise ValueError(f"indices: expected {what}, got out-of-range or inconsistent indices")
 
 
 def _drop_coo_padding(hub: Hub, copy) -> Hub:

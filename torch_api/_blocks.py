@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ._validate import FLOATS, INDEX_DTYPES, check_tensor, type_error, value_error
+from ._validate import FLOATS, INDEX_DTYPES, check_indices, check_tensor, type_error, value_error
 
 _CPU = torch.device("cpu")
 
@@ -50,6 +50,7 @@ def _check_blocks(name: str, tensors) -> torch.layout:
             raise value_error(
                 f"{name}[{i}]", t, f"dtype {tensors[0].dtype} on {tensors[0].device} like {name}[0]"
             )
+        check_indices(f"{name}[{i}]", t)
     return tensors[0].layout
 
 
@@ -120,6 +121,7 @@ def sparse_block_diag_split(
         raise type_error(name, T, "a sparse COO or CSR tensor")
     if T.dim() != 2 or T.dense_dim() != 0:
         raise value_error(name, T, "a 2-D sparse matrix")
+    check_indices(name, T)
     if not shapes:
         raise ValueError("shapes: expected at least one block shape (n_i, m_i), got none.")
     for s in shapes:
@@ -256,6 +258,7 @@ def stack_csr(tensors: list[torch.Tensor] | tuple[torch.Tensor, ...], dim: int =
             raise value_error(
                 f"tensors[{i}]", t, f"shape {tuple(first.shape)}, {first.dtype} on {first.device}"
             )
+        check_indices(f"tensors[{i}]", t)
         if t._nnz() != first._nnz():
             raise ValueError(
                 f"tensors[{i}]: expected {first._nnz()} stored entries like tensors[0] "

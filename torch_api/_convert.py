@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ._validate import check_tensor, type_error, value_error
+from ._validate import check_indices, check_tensor, type_error, value_error
 
 
 def _lex_order(indices: torch.Tensor, num_rows: int) -> torch.Tensor:
@@ -138,6 +138,7 @@ def convert_coo_to_csr(sparse_coo_tensor: torch.Tensor) -> torch.Tensor:
         raise value_error(
             "sparse_coo_tensor", A, "a 2-D or 3-D COO tensor without dense dimensions"
         )
+    check_indices("sparse_coo_tensor", A)
     A = A.coalesce()  # coalesced indices are sorted lexicographically: already CSR order
     idx, values = A.indices(), A.values()
     n = A.shape[-2]

@@ -133,6 +133,19 @@ def pairwise_indices(
         >>> pairwise_indices((1, 3), [(0, 1)]).cols
         array([0, 1])
     """
+    ints = (int, np.integer)
+    if not isinstance(volume_shape, (tuple, list)) or not all(
+        isinstance(n, ints) and not isinstance(n, bool) and n > 0 for n in volume_shape
+    ):
+        raise ValueError(
+            f"volume_shape: expected a tuple of positive integers, got {volume_shape!r}."
+        )
+    for o in offsets:
+        if len(tuple(o)) != len(volume_shape) or not all(isinstance(x, ints) for x in o):
+            raise ValueError(
+                f"offsets: expected integer tuples of length {len(volume_shape)} (one component "
+                f"per axis of volume_shape), got {o!r}."
+            )
     shape = np.asarray(volume_shape, dtype=np.int64)
     off = np.asarray(offsets, dtype=np.int64).reshape(len(offsets), len(volume_shape))
     S, K = int(np.prod(shape)), len(offsets)

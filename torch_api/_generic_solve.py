@@ -46,7 +46,7 @@ def call_solver(
             f"{name}: expected the solver to return shape {want}, dtype {R.dtype} on {R.device}, "
             f"got {describe(X)}."
         )
-    return X.reshape(rows, -1)
+    return X.reshape(rows, 1) if vector else X  # (rows, -1) is ambiguous for rows = 0
 
 
 def sparse_generic_solve(

@@ -196,6 +196,8 @@ def segment_mm(a: torch.Tensor, b: torch.Tensor, seglen_a: torch.Tensor) -> torc
     R, N = b.shape[0], a.shape[0]
     if seglen_a.shape[0] != R:
         raise value_error("seglen_a", seglen_a, f"one length per matrix of b, shape ({R},)")
+    if seglen_a.device.type == "meta":
+        raise value_error("seglen_a", seglen_a, "lengths with values (a CPU or CUDA tensor)")
     lens = seglen_a.detach().to("cpu", torch.int64)
     if R and int(lens.min()) < 0:
         raise value_error("seglen_a", f"a negative length {int(lens.min())}", "lengths >= 0")

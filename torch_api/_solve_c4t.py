@@ -181,14 +181,32 @@ def _flat_solve(solve, kwargs: dict, raise_on_failure: bool, transposed: bool):
                     infos.append(info)
                 X = torch.stack(cols, 1) if cols else Bf.new_zeros(Bf.shape)
         bad = [int(i) for i in infos if isinstance(i, (int, np.integer)) and int(i) != 0]
-        if bad:
+        if bad or solve != "spsolve_triangular":  # info == 0 is not trusted: SciPy's minres
+            # returns 0 on singular systems, spsolve only warns (MatrixRankWarning) and gives NaN
             matrix = torch.sparse_csr_tensor(crow, col, values, (n, n), check_invariants=False)
-            worst, _ = residual_failures(matrix, X, Bf, tol, 0.0)
-            its = max(bad) if max(bad) > 0 else kwargs.get("maxiter") or 0
-            report_nonconvergence(label, its, worst, tol, raise_on_failure=raise_on_failure)
+            atol = kwargs.get("atol", 0.0) if solve in ITERATIVE else 0.0
+            atol = float(atol) if isinstance(atol, (int, float)) else 0.0
+            worst, failed = residual_failures(matrix, X, Bf, tol, atol)
+            if bad or failed:
+                its = max(bad) if bad and max(bad) > 0 else kwargs.get("maxiter") or 0
+                report_nonconvergence(label, its, worst, tol, raise_on_failure=raise_on_failure)
         return X
 
     return flat
+
+
+def _check_triangle(A: torch.Tensor, lower: bool) -> None:
+    """SciPy's ``spsolve_triangular`` reads a non-triangular matrix without complaint (a wrong
+    answer): refuse stored entries on the wrong side of the diagonal, O(nnz)."""
+    pattern, _ = Pattern.of(A.detach())
+    rows, cols = pattern.rows(), pattern.col
+    wrong = rows < cols if lower else rows > cols
+    if bool(wrong.any()):
+        raise ValueError(
+            f"A: expected a {'lower' if lower else 'upper'}-triangular matrix for "
+            f"'spsolve_triangular' (lower={lower}), got {int(wrong.sum())} stored entries "
+            f"{'above' if lower else 'below'} the diagonal."
+        )
 
 
 def _zero_diagonal(A: torch.Tensor) -> torch.Tensor:
@@ -256,6 +274,8 @@ def sparse_solve_c4t(
         )
     if A.device.type not in ("cpu", "cuda"):
         raise ValueError(f"A: expected a CPU or CUDA tensor, got one on {A.device}.")
+    if "spsolve_triangular" in (solve, transpose_solve):
+        _check_triangle(A, bool(kwargs.get("lower", True)))
     if solve == "spsolve_triangular" and kwargs.get("unit_diagonal", False):
         A = _zero_diagonal(A)
     return implicit_solve(

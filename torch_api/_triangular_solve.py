@@ -32,6 +32,12 @@ def _check_triangular(pattern: Pattern, values: torch.Tensor, upper: bool, unitr
             return f"({flat_row}, {flat_col})"
         return f"({flat_row // n}, {flat_row % n}, {flat_col % n})"
 
+    if pattern.nnz > 1 and not bool(((rows[1:] > rows[:-1]) | (cols[1:] > cols[:-1])).all()):
+        raise ValueError(
+            "A: expected CSR column indices sorted and distinct within each row (torch's CSR "
+            "invariant, which MKL's triangular solve relies on), got unsorted or repeated ones; "
+            "rebuild A, e.g. A.to_sparse_coo().coalesce().to_sparse_csr()."
+        )
     wrong = rows > cols if upper else rows < cols
     if bool(wrong.any()):
         k = int(wrong.nonzero()[0, 0])

@@ -75,7 +75,60 @@ def check_sparse(
         raise value_error(name, A, "float32 or float64 values")
     if square and A.shape[-1] != A.shape[-2]:
         raise value_error(name, A, "a square matrix")
+    check_indices(name, A)
     return A
+
+
+def check_indices(name: str, A: torch.Tensor) -> None:
+    """O(nnz) check (one host sync) that a COO/CSR/CSC tensor's indices are in range.
+
+    torch builds sparse tensors without checking their indices by default; an out-of-range index
+    would make kernels read or write outside their buffers (garbage or a crash), so it is
+    refused here. Unsorted CSR column indices are fine for every torch_api operation.
+    """
+    if A.device.type == "meta":  # no data to check (and no kernel will read it)
+        return
+    if A.layout == torch.sparse_coo:
+        idx = A._indices()
+        if idx.numel() == 0:
+            return
+        lo, hi = torch.aminmax(idx, dim=1)
+        size = torch.tensor(A.shape[: idx.shape[0]], device=idx.device)
+        bad = ((lo < 0) | (hi >= size)).tolist()
+        if any(bad):
+            d = bad.index(True)
+            raise ValueError(
+                f"{name}: expected COO indices of dimension {d} in [0, {A.shape[d]}), got "
+                f"indices in [{int(lo[d])}, {int(hi[d])}]."
+            )
+        return
+    if A.layout == torch.sparse_csr:
+        ptr, idx, what, n_ptr, n_idx = A.crow_indices(), A.col_indices(), "column", -2, -1
+    elif A.layout == torch.sparse_csc:
+        ptr, idx, what, n_ptr, n_idx = A.ccol_indices(), A.row_indices(), "row", -1, -2
+    else:
+        return
+    nnz = idx.shape[-1]
+    ok = ptr.shape[-1] == A.shape[n_ptr] + 1
+    if ok and ptr.numel():
+        flags = [(ptr[..., 0] == 0).all(), (ptr[..., -1] == nnz).all()]
+        flags.append((ptr[..., 1:] >= ptr[..., :-1]).all())
+        if nnz:
+            lo, hi = torch.aminmax(idx)
+            flags += [lo >= 0, hi < A.shape[n_idx]]
+        ok = bool(torch.stack(flags).all())  # the one host sync
+    if ok:
+        return
+    if ptr.shape[-1] != A.shape[n_ptr] + 1 or not bool(torch.stack(flags[:3]).all()):
+        got = ptr.tolist() if ptr.numel() <= 12 else f"a tensor of shape {tuple(ptr.shape)}"
+        raise ValueError(
+            f"{name}: expected compressed indices of length {A.shape[n_ptr] + 1} rising from 0 "
+            f"to nnz={nnz}, got {got}."
+        )
+    raise ValueError(
+        f"{name}: expected {what} indices in [0, {A.shape[n_idx]}), got indices in "
+        f"[{int(lo)}, {int(hi)}]."
+    )
 
 
 def check_dense(

@@ -16,7 +16,15 @@ from collections.abc import Callable
 import torch
 
 from .._pattern import Pattern
-from .._validate import FLOATS, SPARSE_LAYOUTS, check_match, describe, type_error, value_error
+from .._validate import (
+    FLOATS,
+    SPARSE_LAYOUTS,
+    check_indices,
+    check_match,
+    describe,
+    type_error,
+    value_error,
+)
 
 MatVec = Callable[[torch.Tensor], torch.Tensor]
 
@@ -53,6 +61,9 @@ def as_operator(A: object, name: str, *, transpose: bool = False) -> MatVec:
                 raise value_error(name, A, "a 2-D or batched 3-D sparse matrix")
             if A.dtype not in FLOATS:
                 raise value_error(name, A, "float32 or float64 values")
+            if A.dense_dim() != 0:
+                raise type_error(name, A, "a sparse tensor without dense (hybrid) dimensions")
+            check_indices(name, A)
             pattern, values = Pattern.of(A.detach())
             M = pattern.csr_t(values) if transpose else pattern.csr(values)
             return _sparse_matvec(M, pattern.batch)
@@ -76,9 +87,20 @@ def operator_shape(A: object) -> tuple[int, int] | None:
     return None
 
 
-def check_operator_dtype(name: str, A: object, rhs: torch.Tensor, rhs_name: str) -> None:
+def check_operator_dtype(
+    name: str, A: object, rhs: torch.Tensor, rhs_name: str, *, square: bool = False
+) -> None:
+    """A tensor operator must share the rhs's dtype and device; with ``square``, it must be a
+    square matrix with as many columns as ``rhs (..., n, k)`` has rows."""
     if isinstance(A, torch.Tensor):
         check_match(name, A, rhs_name, rhs)
+        if square and A.dim() >= 2 and A.shape[-1] != A.shape[-2]:
+            raise value_error(name, A, "a square matrix")
+        if square and A.dim() >= 2 and A.shape[-1] != rhs.shape[-2]:
+            raise ValueError(
+                f"{rhs_name}: expected {A.shape[-1]} rows to match {name} of shape "
+                f"{tuple(A.shape)}, got shape {tuple(rhs.shape)}."
+            )
 
 
 def as_block(rhs: object, name: str = "rhs") -> tuple[torch.Tensor, bool]:

@@ -64,7 +64,7 @@ def bicgstab(
         >>> x = bicgstab(A, torch.tensor([1.0, 2.0]))
     """
     B, vector = as_block(rhs)
-    check_operator_dtype("matmul_closure", matmul_closure, B, "rhs")
+    check_operator_dtype("matmul_closure", matmul_closure, B, "rhs", square=True)
     op = as_operator(matmul_closure, "matmul_closure")
     precond = None if settings.precon is None else as_operator(settings.precon, "settings.precon")
     n = B.shape[-2]
@@ -139,7 +139,7 @@ def bicgstab(
                     int(active.sum()),
                 )
         true_r = col_norm(B - checked(op(X), B, "matmul_closure(solution)"))
-        failed = true_r > threshold
+        failed = ~(true_r <= threshold)  # NaN fails
         if bool(failed.any()):
             scale = torch.where(b_norm == 0, one, b_norm)
             report_nonconvergence(

@@ -125,7 +125,7 @@ def linear_cg(
         >>> x = linear_cg(A, torch.tensor([1.0, 2.0]), tolerance=1e-6)
     """
     B, vector = as_block(rhs)
-    check_operator_dtype("matmul_closure", matmul_closure, B, "rhs")
+    check_operator_dtype("matmul_closure", matmul_closure, B, "rhs", square=True)
     op = as_operator(matmul_closure, "matmul_closure")
     precond = None if preconditioner is None else as_operator(preconditioner, "preconditioner")
     max_iter = settings.max_cg_iterations if max_iter is None else int(max_iter)

@@ -159,7 +159,7 @@ def minres(
         >>> x = minres(A, torch.tensor([1.0, 2.0]), settings=MINRESSettings(minres_tolerance=1e-6))
     """
     B, vector = as_block(rhs)
-    check_operator_dtype("matmul_closure", matmul_closure, B, "rhs")
+    check_operator_dtype("matmul_closure", matmul_closure, B, "rhs", square=True)
     base = as_operator(matmul_closure, "matmul_closure")
     precond = None if preconditioner is None else as_operator(preconditioner, "preconditioner")
     op = base if value is None else (lambda X: value * base(X))
