@@ -54,6 +54,13 @@ def run_jax(case: Case, inp: Inputs, fn: Callable) -> Result:
 
     A_t = torch_sparse(inp, case, inp.values.to(case.torch_dtype))
     A = bridge.to_jax(A_t)
+    try:  # where the bridge shares memory, the values really are shared
+        shared = bridge.to_jax(A_t, copy=False)
+    except ValueError:  # it may refuse (e.g. a misaligned buffer for JAX on CPU), never lie
+        shared = None
+    if shared is not None:
+        values_t = A_t._values() if A_t.layout == torch.sparse_coo else A_t.values()
+        assert shared.data.unsafe_buffer_pointer() == values_t.data_ptr()
     # the bridge round trip of the case's input is exact
     back = bridge.to_torch(A)
     assert back.layout == A_t.layout
