@@ -1,0 +1,285 @@
+"""``SparseMultivariateNormal``: a Gaussian with a sparse triangular covariance or precision factor.
+
+The parameterisations and formulas are torch_api's (:mod:`torch_api._distributions`):
+
+- ``scale_tril=L``: ``Sigma = L L^T``; sample ``loc + L eps``; ``log|Sigma| = 2 sum log L_ii``.
+- ``scale_tril=L, diagonal=D``: ``Sigma = U D U^T``, ``U = I + L`` (``L`` strictly lower);
+  sample ``loc + U (D^{1/2} eps)``; ``log|Sigma| = sum log D``.
+- ``precision_tril=L``: ``P = L L^T``; sample ``loc + L^{-T} eps``;
+  ``log|Sigma| = -2 sum log L_ii``.
+- ``precision_tril=L, diagonal=D``: ``P = U D U^T``; sample ``loc + U^{-T} (D^{-1/2} eps)``;
+  ``log|Sigma| = -sum log D``.
+
+Mahalanobis terms use one triangular solve (covariance factors) or one transposed product
+(precision factors); log-determinants read the factor's stored diagonal (O(nnz)); marginal
+variances of a covariance factor are row sums of squares (O(nnz)). Products and solves are
+jax_api's ``sparse_mm`` / ``sparse_triangular_solve`` (custom VJPs), so ``jax.grad`` and
+``eqx.filter_grad`` reach ``loc``, ``diagonal`` and the factor's ``data`` (never densified).
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental.sparse import BCOO, BCSR
+
+from ._pattern import Pattern
+from ._sparse_mm import flat_mm, sparse_mm
+from ._triangular_solve import sparse_triangular_solve
+from ._validate import check_dense, check_match, check_sparse, is_concrete
+
+__all__ = ["SparseMultivariateNormal"]
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def _with_data(A, data):
+    """``A``'s pattern with new stored values (same type, indices and flags)."""
+    if isinstance(A, BCSR):
+        return BCSR(
+            (data, A.indices, A.indptr),
+            shape=A.shape,
+            indices_sorted=A.indices_sorted,
+            unique_indices=A.unique_indices,
+        )
+    return BCOO(
+        (data, A.indices),
+        shape=A.shape,
+        indices_sorted=A.indices_sorted,
+        unique_indices=A.unique_indices,
+    )
+
+
+def _transposed_mm(A, X):
+    """``A^T @ X`` with gradients on A's pattern (the product on the transposed pattern)."""
+    pattern, values = Pattern.of(A)
+    pattern_t, perm = pattern.transpose()
+    Xf, vector = pattern.flat_rhs(X)
+    return pattern.unflat(flat_mm(pattern_t, values[perm], Xf), vector, A.shape[-1])
+
+
+def _apply(op, A, v):
+    """``op(A, V)`` on every vector of ``v (..., [b], n)``, gathered as the columns of ``V``."""
+    n = v.shape[-1]
+    if A.ndim == 2:
+        lead = v.shape[:-1]
+        return op(A, v.reshape(-1, n).T).T.reshape(*lead, n)
+    b = A.shape[0]
+    lead = v.shape[:-2]
+    out = op(A, jnp.transpose(v.reshape(-1, b, n), (1, 2, 0)))
+    return jnp.transpose(out, (2, 0, 1)).reshape(*lead, b, n)
+
+
+def _lower_solve(unit: bool, transpose: bool):
+    return lambda A, B: sparse_triangular_solve(
+        A, B, upper=False, unitriangular=unit, transpose=transpose
+    )
+
+
+def _diag_entries(A):
+    """``(rows, cols, values, on_diagonal)`` of the factor's real stored entries (flat)."""
+    pattern, values = Pattern.of(A)
+    on = pattern.valid & (pattern.rows == pattern.cols)
+    return pattern, values, on
+
+
+def _sum_log_diagonal(A):
+    """``sum_i log A_ii`` per batch item from the stored values (``-inf`` if one is missing)."""
+    pattern, values, on = _diag_entries(A)
+    N = pattern.csr_shape[0]
+    diag = jnp.zeros(N, values.dtype).at[jnp.where(on, pattern.rows, N)].add(values, mode="drop")
+    return jnp.log(diag).reshape(*A.shape[:-2], -1).sum(-1)
+
+
+def _check_factor_values(name, A, ldlt: bool, diagonal):
+    """Eager constraint checks (triangularity, positive diagonals), on concrete values."""
+    pattern, values, on = _diag_entries(A)
+    rows, cols, valid = (np.asarray(x) for x in (pattern.rows, pattern.cols, pattern.valid))
+    if (valid & (rows < cols)).any():
+        raise ValueError(
+            f"{name}: expected a lower-triangular factor, got entries above the diagonal."
+        )
+    on, values = np.asarray(on), np.asarray(values)
+    if ldlt and on.any():
+        raise ValueError(
+            f"{name}: expected a strictly lower factor with diagonal= (LDL^T: the "
+            f"unit diagonal is implicit), got stored diagonal entries."
+        )
+    if not ldlt:
+        n_diag = np.bincount(rows[on], minlength=pattern.csr_shape[0])
+        if (n_diag == 0).any() or (values[on] <= 0).any():
+            raise ValueError(
+                f"{name}: expected every diagonal entry stored and positive (LL^T), "
+                f"got a missing or non-positive one."
+            )
+    if diagonal is not None and not (np.asarray(diagonal) > 0).all():
+        raise ValueError("diagonal: expected positive values, got a non-positive one.")
+
+
+class SparseMultivariateNormal(eqx.Module):
+    """Multivariate normal with a sparse triangular covariance or precision factor.
+
+    Args:
+        loc: mean, ``(n,)`` or ``(b, n)``, float32/float64.
+        diagonal: ``D`` of an LDL^T parameterisation, ``(n,)`` or ``(b, n)``, positive; ``None``
+            for LL^T.
+        scale_tril: covariance factor, BCOO/BCSR ``(n, n)`` or ``(b, n, n)``: lower triangular
+            with a positive diagonal (LL^T) or strictly lower (LDL^T).
+        precision_tril: precision factor, same form; give exactly one of the two.
+        validate_args: check triangularity and positive diagonals at construction (when the
+            values are concrete).
+
+    ``batch_shape`` is the broadcast of the parameters' batch shapes, ``event_shape = (n,)``.
+
+    Example:
+        >>> L = BCSR.fromdense(jnp.array([[1.0, 0.0], [0.5, 2.0]]))
+        >>> d = SparseMultivariateNormal(jnp.zeros(2), scale_tril=L)
+        >>> x = d.sample(jax.random.key(0), (3,))  # (3, 2)
+        >>> eqx.filter_grad(lambda d: d.log_prob(x).sum())(d).scale_tril.data  # (nse,)
+    """
+
+    loc: jax.Array
+    diagonal: jax.Array | None
+    scale_tril: BCOO | BCSR | None
+    precision_tril: BCOO | BCSR | None
+    batch_shape: tuple[int, ...] = eqx.field(static=True)
+    event_shape: tuple[int, ...] = eqx.field(static=True)
+
+    def __init__(
+        self, loc, diagonal=None, scale_tril=None, precision_tril=None, validate_args=None
+    ):
+        if (scale_tril is None) == (precision_tril is None):
+            raise ValueError(
+                "scale_tril, precision_tril: expected exactly one of them, got "
+                f"{'both' if scale_tril is not None else 'neither'}."
+            )
+        name = "scale_tril" if scale_tril is not None else "precision_tril"
+        factor = scale_tril if scale_tril is not None else precision_tril
+        loc = check_dense("loc", loc, ndims=(1, 2))
+        n = loc.shape[-1]
+        factor = check_sparse(name, factor, square=True)
+        check_match("loc", loc, name, factor)
+        if factor.shape[-1] != n:
+            raise ValueError(
+                f"{name}: expected shape ({n}, {n}) or (b, {n}, {n}) to match loc's event size "
+                f"{n}, got shape {tuple(factor.shape)}."
+            )
+        shapes = [loc.shape[:-1], factor.shape[:-2]]
+        if diagonal is not None:
+            diagonal = check_dense("diagonal", diagonal, ndims=(1, 2))
+            check_match("loc", loc, "diagonal", diagonal)
+            if diagonal.shape[-1] != n:
+                raise ValueError(
+                    f"diagonal: expected shape ({n},) or (b, {n}) to match loc's event size "
+                    f"{n}, got shape {tuple(diagonal.shape)}."
+                )
+            shapes.append(diagonal.shape[:-1])
+        try:
+            batch_shape = tuple(np.broadcast_shapes(*shapes))
+        except ValueError:
+            raise ValueError(
+                f"loc, diagonal, {name}: batch shapes {[tuple(s) for s in shapes]} do not "
+                f"broadcast."
+            ) from None
+        if validate_args and is_concrete(factor, diagonal):
+            _check_factor_values(name, factor, diagonal is not None, diagonal)
+        self.loc, self.diagonal = loc, diagonal
+        self.scale_tril = factor if name == "scale_tril" else None
+        self.precision_tril = factor if name == "precision_tril" else None
+        self.batch_shape, self.event_shape = batch_shape, (n,)
+
+    # ------------------------------------------------------------------------- parameters
+    @property
+    def _factor(self):
+        return self.scale_tril if self.scale_tril is not None else self.precision_tril
+
+    @property
+    def _is_scale(self) -> bool:
+        return self.scale_tril is not None
+
+    @property
+    def is_ldlt_parameterization(self) -> bool:
+        return self.diagonal is not None
+
+    @property
+    def mean(self) -> jax.Array:
+        return jnp.broadcast_to(self.loc, self.batch_shape + self.event_shape)
+
+    @property
+    def mode(self) -> jax.Array:
+        return self.mean
+
+    # --------------------------------------------------------------------------- sampling
+    def sample(self, key, sample_shape=()) -> jax.Array:
+        """Reparameterised samples ``(*sample_shape, *batch_shape, n)`` from ``key``.
+
+        Differentiable with respect to every parameter (``eps`` is the only randomness).
+        """
+        shape = tuple(sample_shape) + self.batch_shape + self.event_shape
+        eps = jax.random.normal(key, shape, self.loc.dtype)
+        L, D = self._factor, self.diagonal
+        if self._is_scale:
+            if D is None:
+                x = _apply(sparse_mm, L, eps)
+            else:
+                eta = jnp.sqrt(D) * eps
+                x = eta + _apply(sparse_mm, L, eta)
+        elif D is None:
+            x = _apply(_lower_solve(False, True), L, eps)
+        else:
+            x = _apply(_lower_solve(True, True), L, eps * jax.lax.rsqrt(D))
+        return self.loc + x
+
+    rsample = sample
+
+    # ------------------------------------------------------------------------ densities
+    def _half_logdet(self) -> jax.Array:
+        """``log|Sigma| / 2`` per batch item, O(nnz) from the stored values."""
+        sign = 1.0 if self._is_scale else -1.0
+        if self.diagonal is not None:
+            return sign * 0.5 * jnp.sum(jnp.log(self.diagonal), -1)
+        return sign * _sum_log_diagonal(self._factor)
+
+    def log_prob(self, value: jax.Array) -> jax.Array:
+        """Log density of ``value (..., *batch_shape, n)``; shape ``(..., *batch_shape)``."""
+        value = check_dense("value", value, ndims=tuple(range(1, 16)))
+        d = value - self.loc
+        d = jnp.broadcast_to(d, np.broadcast_shapes(d.shape, self.batch_shape + self.event_shape))
+        L, D = self._factor, self.diagonal
+        if self._is_scale:
+            z = _apply(_lower_solve(D is not None, False), L, d)
+            if D is not None:
+                z = z * jax.lax.rsqrt(D)
+        else:
+            z = _apply(_transposed_mm, L, d)
+            if D is not None:
+                z = (d + z) * jnp.sqrt(D)
+        n = self.event_shape[0]
+        return -0.5 * (n * _LOG_2PI + jnp.sum(z * z, -1)) - self._half_logdet()
+
+    def entropy(self) -> jax.Array:
+        n = self.event_shape[0]
+        h = 0.5 * n * (1.0 + _LOG_2PI) + self._half_logdet()
+        return jnp.broadcast_to(h, self.batch_shape)
+
+    @property
+    def variance(self) -> jax.Array:
+        """Marginal variances, O(nnz), for covariance factors (precision factors: see below)."""
+        if not self._is_scale:
+            raise NotImplementedError(
+                "variance: with a precision factor the marginal variances are diag(P^{-1}), "
+                "which needs a selected inversion of the factor (Takahashi recursion, with "
+                "fill-in), not an O(nnz) operation; it is not implemented. Use a covariance "
+                "factor (scale_tril), or estimate the variances from samples."
+            )
+        L, D = self._factor, self.diagonal
+        squares = _with_data(L, L.data * L.data)
+        full = self.batch_shape + self.event_shape
+        if D is None:
+            return _apply(sparse_mm, squares, jnp.ones(full, self.loc.dtype))
+        w = jnp.broadcast_to(D, full)
+        return w + _apply(sparse_mm, squares, w)
