@@ -14,6 +14,7 @@ from ._logsumexp import sparse_bidir_logsumexp, sparse_logsumexp  # noqa: E402
 from ._random import make_spd_sparse, rand_sparse, rand_sparse_tri  # noqa: E402
 from ._stats import cov_nagao_test, mean_hotelling_t2_test  # noqa: E402
 from ._encoders import PairwiseEncoder  # noqa: E402
+from ._distributions import SparseMultivariateNormal  # noqa: E402
 from ._sparse_mm import sparse_mm  # noqa: E402
 from ._triangular_solve import sparse_triangular_solve  # noqa: E402
 from ._generic_solve import sparse_generic_solve  # noqa: E402
@@ -26,6 +27,7 @@ __all__ += ["sparse_logsumexp", "sparse_bidir_logsumexp"]
 __all__ += ["rand_sparse", "rand_sparse_tri", "make_spd_sparse"]
 __all__ += ["mean_hotelling_t2_test", "cov_nagao_test"]
 __all__ += ["PairwiseEncoder"]
+__all__ += ["SparseMultivariateNormal"]
 __all__ += ["sparse_mm", "sparse_triangular_solve"]
 __all__ += ["sparse_generic_solve", "sparse_generic_lstsq"]
 __all__ += ["SolveInfo", "cg", "bicgstab", "gmres", "minres", "lsmr"]
