@@ -12,7 +12,7 @@ options). The transposed solve uses the cached CSR pattern of ``A^T`` (its value
 JAX's ``cg``/``bicgstab``/``gmres`` return ``info=None``, so convergence is checked here: the
 true residual ``||A x - b||`` of each column is computed in torch after the solve, and a column
 whose residual exceeds ``10 * max(tol * ||b||, atol)`` plus a rounding allowance
-``10 * eps * (||A||_F ||x|| + ||b||)`` is reported by
+``10 * eps * min(||A||_F ||x|| + ||b||, ||b|| / sqrt(eps))`` is reported by
 :func:`~torch_api._convergence.report_nonconvergence` (a ConvergenceWarning, or a
 ConvergenceError with ``raise_on_failure=True``). The factor 10 absorbs the gap between a
 solver's recursively updated residual and the true one.
@@ -47,7 +47,10 @@ def residual_failures(
     xn = torch.linalg.vector_norm(X, dim=0)
     a_norm = torch.linalg.vector_norm(matrix.values())
     eps = torch.finfo(X.dtype).eps
-    bound = 10 * torch.clamp(tol * bn, min=atol) + 10 * eps * (a_norm * xn + bn)
+    # rounding allowance of a backward-stable solve, capped at sqrt(eps) ||b||: a solution that
+    # is huge because A is (numerically) singular must not pass as rounding
+    rounding = torch.minimum(a_norm * xn + bn, bn / math.sqrt(eps))
+    bound = 10 * torch.clamp(tol * bn, min=atol) + 10 * eps * rounding
     failed = bool((~(res <= bound)).any())
     rel = res / torch.where(bn > 0, bn, torch.ones_like(bn))
     worst = float(rel.max()) if rel.numel() else 0.0
