@@ -5,7 +5,8 @@ nonzeros; k = 20 with ``quick``) with random values, float32, COO (int64 indices
 indices); B and the upstream gradient G are dense ``(n, 32)``. One timed call is the forward
 ``Y = op(A, B)`` and the backward ``torch.autograd.grad(Y, (A, B), G)``.
 
-Compared, side by side in one process (median of several calls):
+Compared side by side in one process (minimum over interleaved rounds: see
+:func:`timeit_interleaved`):
 - ``torch_api.sparse_mm``: steady state (the transposed pattern of A is cached from the previous
   call, as in training) and cold (the cache is emptied before every call);
 - torchsparsegradutils 0.2.7 ``sparse_mm`` (imported lazily; rows skipped if not installed).
@@ -30,18 +31,37 @@ import json
 import os
 import subprocess
 import sys
+import time
 from functools import partial
 from pathlib import Path
 
 import torch
 
 from benchmarks._problems import stencil27
-from benchmarks._timing import timeit
 from torch_api import sparse_mm
 
 P = 32
 LAYOUTS = {"coo": (torch.sparse_coo, torch.int64), "csr": (torch.sparse_csr, torch.int32)}
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def timeit_interleaved(fns: dict, *, repeat: int, sync=None, slow=(), slow_repeat=3) -> dict:
+    """Minimum wall time in seconds of each zero-argument callable, measured in interleaved
+    rounds (one call of each per round, after one warm-up call each): on a shared machine the
+    others' load only adds time, and every candidate sees the same conditions. Names in
+    ``slow`` run only ``slow_repeat`` rounds."""
+    best = dict.fromkeys(fns, float("inf"))
+    for r in range(repeat + 1):
+        for name, fn in fns.items():
+            if name in slow and r > slow_repeat:
+                continue
+            t0 = time.perf_counter()
+            fn()
+            if sync:
+                sync()
+            if r:  # round 0 is the warm-up
+                best[name] = min(best[name], time.perf_counter() - t0)
+    return best
 
 
 def _tsgu():
@@ -154,7 +174,7 @@ def run(device: str, quick: bool) -> list[dict]:
     k = 20 if quick else 50
     n = k**3
     sync = torch.cuda.synchronize if device == "cuda" else None
-    repeat = 3 if quick else 5
+    repeat = 3 if quick else 7
     rows = []
     if _tsgu() is None:
         print(
@@ -165,10 +185,8 @@ def run(device: str, quick: bool) -> list[dict]:
     for lname in LAYOUTS:
         A, B, G = problem(k, lname, device)
         ops = _ops(lname)
-        times = {}
-        for name, op in ops.items():
-            reps = 3 if name in ("tsgu", "torch") else repeat
-            times[name] = timeit(partial(step, op, A, B, G), repeat=reps, warmup=1, sync=sync)
+        fns = {name: partial(step, op, A, B, G) for name, op in ops.items()}
+        times = timeit_interleaved(fns, repeat=repeat, sync=sync, slow=("tsgu",))
         if device == "cuda":
             mem = {
                 name: backward_memory(op, A, B, G, device)

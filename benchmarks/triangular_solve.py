@@ -6,7 +6,8 @@ Problem: L = ``lower(stencil27(k))``: the lower triangle of the 27-point-stencil
 are dense ``(n, 32)``. One timed call is ``X = solve(L, B, upper=False)`` and
 ``torch.autograd.grad(X, (L, B), G)`` (one more triangular solve and an SDDMM).
 
-Compared side by side in one process (median of several calls): ``torch_api`` in steady state
+Compared side by side in one process (minimum over interleaved rounds, as in
+``benchmarks.sparse_mm``): ``torch_api`` in steady state
 (transposed pattern cached, as in training) and cold (cache emptied before every call), against
 torchsparsegradutils 0.2.7 ``sparse_triangular_solve`` (imported lazily; rows skipped if not
 installed). Target: speedup >= 2 for COO and CSR. The relative difference between the two
@@ -20,7 +21,7 @@ from functools import partial
 import torch
 
 from benchmarks._problems import lower, stencil27
-from benchmarks._timing import timeit
+from benchmarks.sparse_mm import timeit_interleaved
 from torch_api import sparse_triangular_solve
 
 P = 32
@@ -51,7 +52,7 @@ def run(device: str, quick: bool) -> list[dict]:
     k = 20 if quick else 50
     n = k**3
     sync = torch.cuda.synchronize if device == "cuda" else None
-    repeat = 3 if quick else 5
+    repeat = 3 if quick else 7
     tsgu = _tsgu()
     if tsgu is None:
         print(
@@ -70,15 +71,8 @@ def run(device: str, quick: bool) -> list[dict]:
         ops = {"ours": sparse_triangular_solve, "ours_cold": _ours_cold}
         if tsgu is not None:
             ops["tsgu"] = tsgu
-        times = {
-            name: timeit(
-                partial(step, op, L, B, G),
-                sync=sync,
-                warmup=1,
-                repeat=3 if name == "tsgu" else repeat,
-            )
-            for name, op in ops.items()
-        }
+        fns = {name: partial(step, op, L, B, G) for name, op in ops.items()}
+        times = timeit_interleaved(fns, repeat=repeat, sync=sync, slow=("tsgu",))
         row = {
             "case": f"triangular_solve lower fwd+bwd {lname} n={n} nnz={L._nnz()} p={P} float32",
             "threads": torch.get_num_threads(),

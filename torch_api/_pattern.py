@@ -106,8 +106,15 @@ class Pattern:
 
     # ------------------------------------------------------------------------------ using
     def csr(self, values: torch.Tensor) -> torch.Tensor:
-        """The 2-D (block-diagonal) CSR matrix with these flat values."""
-        return torch.sparse_csr_tensor(self.crow, self.col, values, self.csr_shape)
+        """The 2-D (block-diagonal) CSR matrix with these flat values.
+
+        On CPU its indices are int32 wherever they fit (int64 ones are copied once per pattern
+        and cached): MKL would otherwise convert int64 indices on every product and solve.
+        """
+        crow, col = self.crow, self.col
+        if _wants_int32(col, self.csr_shape):
+            crow, col = _cached("int32", self.source, self.shape, lambda: (crow.int(), col.int()))
+        return torch.sparse_csr_tensor(crow, col, values, self.csr_shape)
 
     def wrap(self, values: torch.Tensor) -> torch.Tensor:
         """A sparse tensor with the caller's layout, shape and indices, holding ``values``."""
@@ -127,9 +134,14 @@ class Pattern:
         return _transpose_cached(self.crow, self.col, self.csr_shape, self.source)
 
     def csr_t(self, values: torch.Tensor) -> torch.Tensor:
-        """The 2-D CSR matrix ``A^T`` (block-diagonal when batched)."""
+        """The 2-D CSR matrix ``A^T`` (block-diagonal when batched; int32 indices on CPU, as
+        :meth:`csr`)."""
         crow_t, col_t, perm = self.transpose()
         n, m = self.csr_shape
+        if _wants_int32(col_t, (m, n)):
+            crow_t, col_t = _cached(
+                "int32 transpose", self.source, self.shape, lambda: (crow_t.int(), col_t.int())
+            )
         return torch.sparse_csr_tensor(crow_t, col_t, values[perm], (m, n))
 
     def sddmm(self, G: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
@@ -185,9 +197,10 @@ def _cached(kind: str, source: tuple[torch.Tensor, ...], shape: tuple[int, ...],
     # Keyed on the caller's own index tensors (``source``), which persist across training steps
     # (a COO's flat CSR pattern would be derived anew on each call). The entry holds them, so
     # their memory cannot be freed and reused by another pattern while cached: equal pointers,
-    # sizes and versions mean the same pattern. Limitation: an in-place change is seen through the version counter of
-    # the sparse tensor's own index tensors (A.col_indices(), A._indices()); a new sparse tensor
-    # built on index storage that was changed in place through another alias is not detected.
+    # sizes and versions mean the same pattern. Limitation: an in-place change is seen through
+    # the version counter of the sparse tensor's own index tensors (A.col_indices(),
+    # A._indices()); a new sparse tensor built on index storage that was changed in place
+    # through another alias is not detected.
     key = (kind, source[0].device, shape, *((t.data_ptr(), t.numel()) for t in source))
     hit = _transpose_cache.get(key)
     if hit is not None:
@@ -226,3 +239,12 @@ def _transpose_scipy(crow: torch.Tensor, col: torch.Tensor, shape: tuple[int, in
     crow_t = torch.from_numpy(M.indptr).to(col.dtype)
     col_t = torch.from_numpy(M.indices).to(col.dtype)
     return crow_t, col_t, torch.from_numpy(M.data)
+
+
+def _wants_int32(col: torch.Tensor, shape: tuple[int, int]) -> bool:
+    """Whether int64 indices of a CPU pattern fit in int32 (MKL's LP64 index type)."""
+    return (
+        col.dtype == torch.int64
+        and col.device.type == "cpu"
+        and max(col.numel(), *shape) <= _INT32_MAX
+    )
