@@ -51,7 +51,7 @@ def call_solver(name: str, fn: Callable, M, R: jax.Array, vector: bool, rows: in
             f"{name}: expected the solver to return an array of shape {want} and dtype "
             f"{R.dtype} (or a pair (X, info)), got {describe(X)}."
         )
-    return X.reshape(rows, -1), info
+    return (X.reshape(rows, 1) if vector else X), info  # (rows, -1) fails for rows = 0
 
 
 def _forward(solve, static, vector, pattern, values, Bf, arrays):
