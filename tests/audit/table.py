@@ -1486,6 +1486,7 @@ def _jax_more_rows(J, bcsr, bcoo) -> list[Row]:
     """Rows for the other jax_api names, each only if jax_api exports it."""
     import jax
     import jax.numpy as jnp
+    from jax.experimental.sparse import BCSR
 
     f32 = torch.float32
     spd, sing = mat("spd", f32).numpy(), mat("singular", f32).numpy()
@@ -1574,6 +1575,34 @@ def _jax_more_rows(J, bcsr, bcoo) -> list[Row]:
                                               scale_tril=bcsr(np.tril(spd))),
                 err(TE, "loc", "dense jax.Array")),
         ]
+    def empty(n):  # (n, n) BCSR without stored entries
+        return BCSR((jnp.zeros(0, jnp.float32), jnp.zeros(0, jnp.int32),
+                     jnp.zeros(n + 1, jnp.int32)), shape=(n, n))
+
+    def zeros(*shape):
+        return jnp.zeros(shape, jnp.float32)
+
+    for name, fn_call, want in (
+        ("sparse_mm", lambda: c(J.sparse_mm, empty(0), zeros(0, 2)), (0, 2)),
+        ("sparse_triangular_solve", lambda: c(J.sparse_triangular_solve, empty(0), zeros(0)), (0,)),
+        ("sparse_generic_solve", lambda: c(J.sparse_generic_solve, empty(0), zeros(0)), (0,)),
+    ):
+        if has(name):
+            out.append(Row(f"jax_api.{name}", "empty: n = 0", fn_call, shaped(want)))
+    if has("sparse_mm"):
+        out.append(Row("jax_api.sparse_mm", "empty: nnz = 0",
+                       lambda: c(J.sparse_mm, empty(3), jnp.ones((3, 2), jnp.float32)),
+                       equals(lambda call: np.zeros((3, 2), np.float32))))
+    if has("sparse_triangular_solve"):
+        out.append(Row("jax_api.sparse_triangular_solve", "empty: nnz = 0 with unitriangular=True",
+                       lambda: c(J.sparse_triangular_solve, empty(3), b3, unitriangular=True),
+                       equals(lambda call: np.asarray(b3), "correct result (the identity solve)")))
+    if has("SparseMultivariateNormal"):
+        out.append(Row("jax_api.SparseMultivariateNormal",
+                       "scale_tril not lower triangular (validate_args=True)",
+                       lambda: c(J.SparseMultivariateNormal, jnp.zeros(3, jnp.float32),
+                                 scale_tril=bcsr(spd), validate_args=True),
+                       err(VE, "scale_tril", "lower-triangular")))
     key = jax.random.PRNGKey(0)
     if has("rand_sparse"):
         out.append(Row("jax_api.rand_sparse", "nnz larger than the matrix",
