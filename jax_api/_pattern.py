@@ -96,9 +96,7 @@ class Pattern:
     # ----------------------------------------------------------------------------- products
     def matmul(self, values: jax.Array, B: jax.Array) -> jax.Array:
         """``A @ B`` for flat ``B (csr_shape[1], p)`` -> ``(csr_shape[0], p)`` (no gradient rule)."""
-        return jax.lax.platform_dependent(
-            self, values, B, cpu=_spmm_torch, default=_spmm_xla
-        )
+        return _by_platform((self, values, B), cpu=_spmm_torch, default=_spmm_xla)
 
     def rmatmul(self, values: jax.Array, G: jax.Array) -> jax.Array:
         """``A^T @ G`` for flat ``G (csr_shape[0], p)`` -> ``(csr_shape[1], p)``."""
@@ -114,7 +112,7 @@ class Pattern:
             return jnp.zeros((0,), G.dtype)
         if G.shape[-1] == 0:
             return jnp.zeros((self.nnz,), G.dtype)
-        return jax.lax.platform_dependent(self, G, X, cpu=_sddmm_torch, default=_sddmm_xla)
+        return _by_platform((self, G, X), cpu=_sddmm_torch, default=_sddmm_xla)
 
     def transpose(self) -> tuple[Pattern, jax.Array]:
         """``(pattern_T, perm)``: the pattern of ``A^T``, whose values are ``values[perm]``."""
@@ -123,9 +121,7 @@ class Pattern:
             empty = jnp.zeros((0,), self.cols.dtype)
             crow = jnp.zeros((m + 1,), self.crow.dtype)
             return Pattern(empty, empty, crow, _t_shape(self.shape), (m, n), self.layout), empty
-        crow_t, perm = jax.lax.platform_dependent(
-            self, cpu=_transpose_torch, default=_transpose_xla
-        )
+        crow_t, perm = _by_platform((self,), cpu=_transpose_torch, default=_transpose_xla)
         n, m = self.csr_shape
         pos = jnp.arange(self.nnz, dtype=self.cols.dtype)
         real = pos < crow_t[-1]
@@ -174,6 +170,14 @@ class Pattern:
         if self.batch is not None:
             Y = Y.reshape(self.batch, rows, Y.shape[-1])
         return Y[..., 0] if vector else Y
+
+
+def _by_platform(args: tuple, *, cpu, default):
+    """``cpu(*args)`` on CPU, ``default(*args)`` elsewhere, chosen when lowering. Both results
+    are typed as varying over every ``shard_map`` axis an input varies over, so they agree."""
+    leaves = tuple(jax.tree_util.tree_leaves(args))
+    wrap = lambda f: lambda *a: _varying_like(f(*a), leaves)
+    return jax.lax.platform_dependent(*args, cpu=wrap(cpu), default=wrap(default))
 
 
 def _t_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -281,10 +285,13 @@ def _row_sort_permutation(rows: jax.Array, cols: jax.Array) -> jax.Array:
         return jnp.arange(rows.shape[0], dtype=rows.dtype)
     r0, r1, c0, c1 = rows[:-1], rows[1:], cols[:-1], cols[1:]
     in_order = jnp.all((r1 > r0) | ((r1 == r0) & (c1 >= c0)))
+    # Both branches derive from the operands (so they vary alike over shard_map's axes).
     return jax.lax.cond(
         in_order,
-        lambda: jnp.arange(rows.shape[0], dtype=rows.dtype),
-        lambda: jnp.lexsort((cols, rows)).astype(rows.dtype),
+        lambda r, c: r * 0 + jnp.arange(r.shape[0], dtype=r.dtype),
+        lambda r, c: jnp.lexsort((c, r)).astype(r.dtype),
+        rows,
+        cols,
     )
 
 
@@ -350,7 +357,30 @@ def torch_call(fn, out_shapes, *args, core_ndims: tuple[int, ...], n_matrix: int
     from bridge import jax_kernel
 
     kernel = partial(_vectorized, fn, core_ndims, n_matrix, fold, static)
-    return jax_kernel(kernel, out_shapes, vmap_method="expand_dims")(*args)
+    out = jax_kernel(kernel, out_shapes, vmap_method="expand_dims")(*args)
+    return _varying_like(out, args)
+
+
+def _varying_like(out, args):
+    """Inside ``shard_map`` a callback's results are typed as identical on every device; they
+    vary along the mesh axes their inputs vary along. Adding a zero computed from the inputs
+    (a select, never ``0 * x``, so an inf or NaN input cannot leak in) gives the results that
+    type through JAX's own rules, under ``vmap`` too. Outside ``shard_map``: unchanged."""
+    anchors = [a for a in args if a.size and _varying_axes(a)]
+    if not anchors:
+        return out
+    zero = sum(jnp.where(False, a.reshape(-1)[0], 0).astype(jnp.float32) for a in anchors)
+    return jax.tree_util.tree_map(lambda x: x + zero.astype(x.dtype), out)
+
+
+def _varying_axes(x) -> frozenset:
+    """The mesh axes along which ``x`` varies inside ``shard_map`` (empty outside)."""
+    aval = jax.typeof(x)
+    vma = getattr(aval, "vma", None)  # JAX <= 0.8
+    if vma is None:
+        mat = getattr(aval, "manual_axis_type", None)
+        vma = getattr(mat, "varying", None)
+    return frozenset(vma or ())
 
 
 def _vectorized(fn, core_ndims, n_matrix, fold, static, *args):
@@ -361,14 +391,18 @@ def _vectorized(fn, core_ndims, n_matrix, fold, static, *args):
         return fn(*args, **static)
     bshape = tuple(torch.broadcast_shapes(*(tuple(a.shape[:lead]) for a in args)))
     size = int(np.prod(bshape))
-    flat = [a.reshape(-1, *a.shape[lead:]) for a in args]
-    if fold and all(f.shape[0] == 1 for f in flat[:n_matrix]):
-        (D,) = flat[n_matrix:]
-        D = D.expand(size, *D.shape[1:])
+    if fold and all(a.shape[:lead].numel() == 1 for a in args[:n_matrix]):
+        (D,) = args[n_matrix:]
+        D = D.expand(*bshape, *D.shape[lead:]).reshape(size, *D.shape[lead:])
         _, m, p = D.shape
-        Y = fn(*(f[0] for f in flat[:n_matrix]), D.permute(1, 0, 2).reshape(m, size * p), **static)
+        mats = (a.reshape(a.shape[lead:]) for a in args[:n_matrix])
+        Y = fn(*mats, D.permute(1, 0, 2).reshape(m, size * p), **static)
         return Y.reshape(Y.shape[0], size, p).permute(1, 0, 2).reshape(*bshape, Y.shape[0], p)
-    outs = [fn(*(f[0 if f.shape[0] == 1 else i] for f in flat), **static) for i in range(size)]
+
+    def item(a, index):
+        return a[tuple(0 if s == 1 else j for s, j in zip(a.shape[:lead], index))]
+
+    outs = [fn(*(item(a, index) for a in args), **static) for index in np.ndindex(*bshape)]
     if isinstance(outs[0], tuple):
         return tuple(torch.stack(xs).reshape(*bshape, *xs[0].shape) for xs in zip(*outs))
     return torch.stack(outs).reshape(*bshape, *outs[0].shape)
@@ -418,7 +452,8 @@ def _sddmm_xla(p: Pattern, G, X):
         g, x = gx
         return acc + jnp.sum(g[:, rows] * x[:, cols], axis=0), None
 
-    acc, _ = jax.lax.scan(step, jnp.zeros((p.nnz,), G.dtype), (Gt, Xt))
+    init = _varying_like(jnp.zeros((p.nnz,), G.dtype), (p.rows, p.cols, G, X))
+    acc, _ = jax.lax.scan(step, init, (Gt, Xt))
     return jnp.where(p.valid, acc, 0)
 
 

@@ -30,7 +30,7 @@ import numpy as np
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
-from .._pattern import Pattern
+from .._pattern import Pattern, _varying_like
 from .._validate import FLOATS, SPARSE_TYPES, check_dense, check_match, type_error, value_error
 
 MatVec = Callable[[jax.Array], jax.Array]
@@ -59,7 +59,8 @@ def _matmul_impl(rows, cols, crow, values, B, *, shape, csr_shape, layout):
 
 
 def _matmul_abstract(rows, cols, crow, values, B, *, csr_shape, **_):
-    return jax.core.ShapedArray((csr_shape[0], B.shape[1]), B.dtype)
+    # B.update keeps B's shard_map typing, which linear_matmul made the inputs' union
+    return B.update(shape=(csr_shape[0], B.shape[1]), weak_type=False)
 
 
 def _matmul_batch(args, dims, **params):
@@ -85,6 +86,7 @@ ad.primitive_transposes[_matmul_p] = _matmul_transpose
 def linear_matmul(pattern: Pattern, values: jax.Array, B: jax.Array) -> jax.Array:
     """``A @ B`` (``B (M, p)``), linear in ``B`` and transposable by JAX; not differentiable
     with respect to ``values`` (use the ops' custom VJPs for that)."""
+    B = _varying_like(B, (pattern.rows, pattern.cols, pattern.crow, values))
     return _matmul_p.bind(
         pattern.rows, pattern.cols, pattern.crow, values, B,
         shape=pattern.shape, csr_shape=pattern.csr_shape, layout=pattern.layout,

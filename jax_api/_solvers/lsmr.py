@@ -40,22 +40,26 @@ def _safe_div(a, b):
 
 def _lsmr_one(matvec, rmatvec, b, x0, damp, atol, btol, conlim, maxiter, n):
     dtype = b.dtype
-    one, zero = jnp.ones((), dtype), jnp.zeros((), dtype)
+    # Every initial value derives from u = b - A x0 and v = A^T u (one extra product for
+    # x0 = 0), so inside shard_map the carry varies over the mesh axes A and b vary over.
     x = jnp.zeros((n,), dtype) if x0 is None else x0
-    u = b if x0 is None else b - matvec(x)
+    u = b - matvec(x)
     normb = jnp.linalg.norm(b)
     beta = jnp.linalg.norm(u)
     u = _safe_div(u, beta)
     v = rmatvec(u) * (beta > 0)
     alpha = jnp.linalg.norm(v)
     v = _safe_div(v, alpha)
+    zero = 0 * (alpha + beta)
+    one = zero + 1
+    x = x + 0 * v
     ctol = 1.0 / conlim if conlim > 0 else 0.0
     state = dict(
         itn=jnp.int32(0), x=x, u=u, v=v, h=v, hbar=jnp.zeros_like(v), alpha=alpha,
         alphabar=alpha, rho=one, rhobar=one, cbar=one, sbar=zero, zetabar=alpha * beta,
         betadd=beta, betad=zero, rhodold=one, tautildeold=zero, thetatilde=zero, zeta=zero,
-        d=zero, normA2=alpha * alpha, maxrbar=zero, minrbar=jnp.asarray(1e100 if dtype ==
-        jnp.float64 else 1e30, dtype), normr=beta, normar=alpha * beta,
+        d=zero, normA2=alpha * alpha, maxrbar=zero, minrbar=zero + (1e100 if dtype ==
+        jnp.float64 else 1e30), normr=beta, normar=alpha * beta,
         # b = A x0 already (1), or A^T r0 = 0: x0 is a least-squares solution (2)
         istop=jnp.where(beta == 0, jnp.int32(1), jnp.where(alpha == 0, jnp.int32(2), jnp.int32(0))),
         test1=jnp.where(normb > 0, beta / jnp.where(normb > 0, normb, 1), zero), test2=zero,

@@ -36,17 +36,19 @@ __all__ = ["minres"]
 def _minres_one(matvec, precond, b, x0, tol, atol, maxiter):
     dtype = b.dtype
     eps = jnp.finfo(dtype).eps
+    # Every initial value derives from r0 = b - A x0 (one product even for x0 = 0), so inside
+    # shard_map the carry varies over the same mesh axes as A and b do (while_loop's rule).
     x = jnp.zeros_like(b) if x0 is None else x0
-    r0 = b if x0 is None else b - matvec(x0)
+    r0 = b - matvec(x)
     y = precond(r0)
     beta1 = jnp.sqrt(jnp.maximum(jnp.vdot(r0, y), 0))
     b_norm = beta1 if x0 is None else jnp.sqrt(jnp.maximum(jnp.vdot(b, precond(b)), 0))
     bound = jnp.maximum(tol * b_norm, atol)
-    zero = jnp.zeros((), dtype)
-    w0 = jnp.zeros_like(b)
+    zero = 0 * beta1
+    x = x + 0 * r0
+    w0 = 0 * r0
     # state: itn, x, r1, r2, y, w, w2, beta, oldb, dbar, epsln, phibar, cs, sn
-    state = (jnp.int32(0), x, r0, r0, y, w0, w0, beta1, zero, zero, zero, beta1,
-             -jnp.ones((), dtype), zero)
+    state = (jnp.int32(0), x, r0, r0, y, w0, w0, beta1, zero, zero, zero, beta1, zero - 1, zero)
 
     def cond(s):
         itn, phibar = s[0], s[11]
