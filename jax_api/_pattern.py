@@ -99,9 +99,13 @@ class Pattern:
         return _by_platform((self, values, B), cpu=_spmm_torch, default=_spmm_xla)
 
     def rmatmul(self, values: jax.Array, G: jax.Array) -> jax.Array:
-        """``A^T @ G`` for flat ``G (csr_shape[0], p)`` -> ``(csr_shape[1], p)``."""
-        pattern_t, perm = self.transpose()
-        return pattern_t.matmul(values[perm], G)
+        """``A^T @ G`` for flat ``G (csr_shape[0], p)`` -> ``(csr_shape[1], p)``.
+
+        One product: on CPU the kernel transposes the CSR matrix itself (a counting sort that
+        carries the values along) and multiplies; elsewhere a scatter over A's columns. To
+        multiply by ``A^T`` many times, build :meth:`transpose` once and use its ``matmul``.
+        """
+        return _by_platform((self, values, G), cpu=_rmatmul_torch, default=_rmatmul_xla)
 
     def sddmm(self, G: jax.Array, X: jax.Array) -> jax.Array:
         """Flat values of ``G @ X^T`` at the pattern: ``G (N, p)``, ``X (M, p)`` -> ``(nnz,)``.
@@ -121,12 +125,12 @@ class Pattern:
             empty = jnp.zeros((0,), self.cols.dtype)
             crow = jnp.zeros((m + 1,), self.crow.dtype)
             return Pattern(empty, empty, crow, _t_shape(self.shape), (m, n), self.layout), empty
-        crow_t, perm = _by_platform((self,), cpu=_transpose_torch, default=_transpose_xla)
+        crow_t, cols_t, perm = _by_platform(
+            (self,), cpu=_transpose_torch, default=_transpose_xla
+        )
         n, m = self.csr_shape
         pos = jnp.arange(self.nnz, dtype=self.cols.dtype)
-        real = pos < crow_t[-1]
-        rows_t = jnp.where(real, self.cols[perm], m)
-        cols_t = jnp.where(real, self.rows[perm], 0)
+        rows_t = jnp.where(pos < crow_t[-1], self.cols[perm], m)
         t_pattern = Pattern(rows_t, cols_t, crow_t, _t_shape(self.shape), (m, n), self.layout)
         return t_pattern, perm
 
@@ -321,27 +325,44 @@ def _sddmm_kernel(crow, col, G, X, *, shape):
     return out
 
 
-def _transpose_kernel(crow, col, *, shape):
-    """(crow_T, perm): counting sort of the entries by column (SciPy's csr -> csc), stable."""
-    import numpy as np_
+def _to_csc(crow, col, data, shape):
+    """SciPy's counting sort of the real entries by column (stable): ``(indptr, indices, data)``
+    of the CSC form, i.e. the CSR form of the transpose, as torch tensors in crow's dtype."""
     import scipy.sparse as sp
     import torch
 
-    n, m = shape
-    nse = col.shape[0]
     nv = int(crow[-1])
+    csc = sp.csr_matrix((data, col[:nv].numpy(), crow.numpy()), shape=shape).tocsc()
+    as_index = lambda a: torch.from_numpy(a.astype(crow.numpy().dtype, copy=False))
+    return as_index(csc.indptr), as_index(csc.indices), torch.from_numpy(csc.data)
+
+
+def _transpose_kernel(crow, col, *, shape):
+    """(crow_T, col_T, perm) of the transposed pattern; padding stays last."""
+    import torch
+
+    nse, nv = col.shape[0], int(crow[-1])
     perm = torch.arange(nse, dtype=col.dtype)
-    crow_t = torch.zeros(m + 1, dtype=crow.dtype)
-    if nv:
-        csr = sp.csr_matrix(
-            (np_.arange(nv, dtype=np_.int64 if nv > _INT32_MAX else np_.int32),
-             col[:nv].numpy(), crow.numpy()),
-            shape=shape,
-        )
-        csc = csr.tocsc()
-        perm[:nv] = torch.from_numpy(csc.data.astype(perm.numpy().dtype, copy=False))
-        crow_t = torch.from_numpy(csc.indptr.astype(crow.numpy().dtype, copy=False))
-    return crow_t, perm
+    col_t = torch.zeros(nse, dtype=col.dtype)
+    if not nv:
+        return torch.zeros(shape[1] + 1, dtype=crow.dtype), col_t, perm
+    crow_t, col_t[:nv], order = _to_csc(crow, col, perm[:nv].numpy(), shape)
+    perm[:nv] = order
+    return crow_t, col_t, perm
+
+
+def _rmatmul_kernel(crow, col, values, G, *, shape):
+    """``A^T @ G``: the CSR of ``A^T`` (values carried through the counting sort), then MKL."""
+    import torch
+
+    n, m = shape
+    if not int(crow[-1]):
+        return G.new_zeros(m, G.shape[1])
+    crow_t, col_t, values_t = _to_csc(crow, col, values[: int(crow[-1])].numpy(), shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        At = torch.sparse_csr_tensor(crow_t, col_t, values_t, (m, n), check_invariants=False)
+    return At @ G
 
 
 def torch_call(fn, out_shapes, *args, core_ndims: tuple[int, ...], n_matrix: int = 0,
@@ -425,9 +446,16 @@ def _transpose_torch(p: Pattern):
     out = (
         jax.ShapeDtypeStruct((m + 1,), p.crow.dtype),
         jax.ShapeDtypeStruct((p.nnz,), p.cols.dtype),
+        jax.ShapeDtypeStruct((p.nnz,), p.cols.dtype),
     )
     return torch_call(_transpose_kernel, out, p.crow, p.cols, core_ndims=(1, 1),
                       shape=p.csr_shape)
+
+
+def _rmatmul_torch(p: Pattern, values, G):
+    out = jax.ShapeDtypeStruct((p.csr_shape[1], G.shape[1]), G.dtype)
+    return torch_call(_rmatmul_kernel, out, p.crow, p.cols, values, G, core_ndims=(1, 1, 1, 2),
+                      n_matrix=3, fold=True, shape=p.csr_shape)
 
 
 # ------------------------------------------------------------------------ XLA (GPU, TPU)
@@ -462,7 +490,13 @@ def _transpose_xla(p: Pattern):
     key = jnp.where(p.valid, p.cols, m)
     perm = jnp.lexsort((p.rows, key)).astype(p.cols.dtype)
     crow_t = _crow_from_rows(key[perm], m, p.crow.dtype)
-    return crow_t, perm
+    real = jnp.arange(p.nnz, dtype=p.cols.dtype) < crow_t[-1]
+    return crow_t, jnp.where(real, p.rows[perm], 0), perm
+
+
+def _rmatmul_xla(p: Pattern, values, G):
+    rows = jnp.minimum(p.rows, p.csr_shape[0] - 1)  # padding values are zero
+    return jax.ops.segment_sum(values[:, None] * G[rows], p.cols, p.csr_shape[1])
 
 
 def concrete_entries(pattern: Pattern) -> tuple[np.ndarray, np.ndarray] | None:

@@ -14,6 +14,7 @@ from jax.test_util import check_grads  # noqa: E402
 from jax_api import sparse_mm  # noqa: E402
 from jax_api._pattern import (  # noqa: E402
     Pattern,
+    _rmatmul_xla,
     _sddmm_xla,
     _spmm_xla,
     _transpose_xla,
@@ -195,11 +196,14 @@ def test_xla_backend_matches_torch_backend(kind):
     np.testing.assert_allclose(_spmm_xla(pattern, values, B), Dflat @ np.asarray(B), **TOL32)
     np.testing.assert_allclose(_spmm_xla(pattern, values, B), pattern.matmul(values, B), **TOL32)
     np.testing.assert_allclose(_sddmm_xla(pattern, G, B), pattern.sddmm(G, B), **TOL32)
-    crow_x, perm_x = _transpose_xla(pattern)
+    crow_x, cols_x, perm_x = _transpose_xla(pattern)
     t_pattern, perm = pattern.transpose()
     np.testing.assert_array_equal(crow_x, t_pattern.crow)
+    np.testing.assert_array_equal(cols_x, t_pattern.cols)
     np.testing.assert_array_equal(perm_x, perm)
+    np.testing.assert_allclose(t_pattern.todense(values[perm]), Dflat.T, **TOL32)
     np.testing.assert_allclose(pattern.rmatmul(values, G), Dflat.T @ np.asarray(G), **TOL32)
+    np.testing.assert_allclose(_rmatmul_xla(pattern, values, G), Dflat.T @ np.asarray(G), **TOL32)
 
 
 def test_sddmm_blocks_over_columns_without_nnz_by_p_temporary(monkeypatch):
