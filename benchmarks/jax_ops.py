@@ -26,7 +26,6 @@ import json
 import os
 import subprocess
 import sys
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -40,8 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _jax_matrices(A_torch):
     """``(BCSR, BCOO)`` of a torch CSR matrix (int32 indices; the BCOO sorted, unique)."""
-    import bridge
     from jax.experimental.sparse import BCOO
+
+    import bridge
 
     A = bridge.to_jax(A_torch)
     C = A.to_bcoo()
@@ -134,7 +134,11 @@ def _memory_in_subprocess(k: int, name: str) -> dict:
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MKL_DISABLE_FAST_MM="1")
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.jax_ops", "--memory", str(k), name],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -143,23 +147,34 @@ def _bench_mm(k: int, repeat: int, device: str) -> list[dict]:
     fns, nnz = {}, None
     for name in _mm_ops():
         f, args, A = _mm_setup(k, name)
-        fns[name] = (lambda f=f, args=args: _block(f(*args)))
+        fns[name] = lambda f=f, args=args: _block(f(*args))
         nnz = A.nse
     times = timeit_interleaved(fns, repeat=repeat, slow=("jax_bcsr",), slow_repeat=2)
     mem = {name: _memory_in_subprocess(k, name)["peak_growth_bytes"] for name in fns}
     rows = []
     case = f"sparse_mm jit fwd+bwd n={k**3} nnz={nnz} p={P} float32 ({device})"
-    for ours, theirs in (("jax_api_bcoo", "jax_bcoo"), ("jax_api_bcsr", "jax_bcsr"),
-                         ("jax_api_bcsr", "jax_bcoo")):
+    for ours, theirs in (
+        ("jax_api_bcoo", "jax_bcoo"),
+        ("jax_api_bcsr", "jax_bcsr"),
+        ("jax_api_bcsr", "jax_bcoo"),
+    ):
         ratio = times[ours] / times[theirs]
         mratio = mem[ours] / max(mem[theirs], 1)
-        rows.append({
-            "case": case, "ours": ours, "baseline": theirs,
-            "ours_ms": times[ours] * 1e3, "baseline_ms": times[theirs] * 1e3,
-            "time_ratio": ratio, "target": "time_ratio <= 0.5 and peak_ratio < 1",
-            "ours_peak_MB": mem[ours] / 2**20, "baseline_peak_MB": mem[theirs] / 2**20,
-            "peak_ratio": mratio, "ok": ratio <= 0.5 and mratio < 1,
-        })
+        rows.append(
+            {
+                "case": case,
+                "ours": ours,
+                "baseline": theirs,
+                "ours_ms": times[ours] * 1e3,
+                "baseline_ms": times[theirs] * 1e3,
+                "time_ratio": ratio,
+                "target": "time_ratio <= 0.5 and peak_ratio < 1",
+                "ours_peak_MB": mem[ours] / 2**20,
+                "baseline_peak_MB": mem[theirs] / 2**20,
+                "peak_ratio": mratio,
+                "ok": ratio <= 0.5 and mratio < 1,
+            }
+        )
     return rows
 
 
@@ -182,21 +197,28 @@ def _bench_trisolve(k: int, repeat: int, device: str) -> list[dict]:
         X = torch_api.sparse_triangular_solve(Lt, Bt, upper=False)
         return torch.autograd.grad(X, (Lt, Bt), Gt)
 
-    times = timeit_interleaved({"jax_api": lambda: _block(f(*args)), "torch_api": torch_step},
-                               repeat=repeat)
+    times = timeit_interleaved(
+        {"jax_api": lambda: _block(f(*args)), "torch_api": torch_step}, repeat=repeat
+    )
     ratio = times["jax_api"] / times["torch_api"]
-    return [{
-        "case": f"sparse_triangular_solve lower CSR fwd+bwd n={k**3} nnz={L.nse} p={P} float32 "
-                f"({device})",
-        "ours_ms": times["jax_api"] * 1e3, "baseline": "torch_api.sparse_triangular_solve",
-        "baseline_ms": times["torch_api"] * 1e3, "time_ratio": ratio,
-        "target": "time_ratio <= 1.5", "ok": ratio <= 1.5,
-    }]
+    return [
+        {
+            "case": f"sparse_triangular_solve lower CSR fwd+bwd n={k**3} nnz={L.nse} p={P} float32 "
+            f"({device})",
+            "ours_ms": times["jax_api"] * 1e3,
+            "baseline": "torch_api.sparse_triangular_solve",
+            "baseline_ms": times["torch_api"] * 1e3,
+            "time_ratio": ratio,
+            "target": "time_ratio <= 1.5",
+            "ok": ratio <= 1.5,
+        }
+    ]
 
 
 # ---------------------------------------------------------------------------- generic solve
 def _bench_cg(k: int, repeat: int, device: str) -> list[dict]:
     import jax
+
     import jax_api
 
     A, A_coo = _jax_matrices(poisson3d(k, torch.float32, torch.sparse_csr, torch.int32))
@@ -214,22 +236,30 @@ def _bench_cg(k: int, repeat: int, device: str) -> list[dict]:
     f_jax = _grad_step(jax_cg, A_coo)
     a_ours = (A.data, _index_arrays(A), B, G)
     a_jax = (A_coo.data, _index_arrays(A_coo), B, G)
-    times = timeit_interleaved({"ours": lambda: _block(f_ours(*a_ours)),
-                                "jax": lambda: _block(f_jax(*a_jax))},
-                               repeat=repeat, slow=("jax",), slow_repeat=2)
+    times = timeit_interleaved(
+        {"ours": lambda: _block(f_ours(*a_ours)), "jax": lambda: _block(f_jax(*a_jax))},
+        repeat=repeat,
+        slow=("jax",),
+        slow_repeat=2,
+    )
     g_ours, g_jax = f_ours(*a_ours), f_jax(*a_jax)
     import numpy as np
 
     agree = float(np.max(np.abs(np.asarray(g_ours[1]) - np.asarray(g_jax[1]))))
     ratio = times["ours"] / times["jax"]
-    return [{
-        "case": f"sparse_generic_solve cg Poisson fwd+bwd n={k**3} nnz={A.nse} p={P} tol={tol} "
-                f"float32 ({device})",
-        "ours_ms": times["ours"] * 1e3,
-        "baseline": "jax.scipy.sparse.linalg.cg with BCOO @ x, differentiated by JAX",
-        "baseline_ms": times["jax"] * 1e3, "time_ratio": ratio, "target": "time_ratio <= 1.2",
-        "ok": ratio <= 1.2, "max_abs_diff_dB": agree,
-    }]
+    return [
+        {
+            "case": f"sparse_generic_solve cg Poisson fwd+bwd n={k**3} nnz={A.nse} p={P} tol={tol} "
+            f"float32 ({device})",
+            "ours_ms": times["ours"] * 1e3,
+            "baseline": "jax.scipy.sparse.linalg.cg with BCOO @ x, differentiated by JAX",
+            "baseline_ms": times["jax"] * 1e3,
+            "time_ratio": ratio,
+            "target": "time_ratio <= 1.2",
+            "ok": ratio <= 1.2,
+            "max_abs_diff_dB": agree,
+        }
+    ]
 
 
 def run(device: str, quick: bool) -> list[dict]:
@@ -244,8 +274,11 @@ def run(device: str, quick: bool) -> list[dict]:
     for bench in (_bench_mm, _bench_trisolve, _bench_cg):
         for row in bench(k, repeat, device):
             rows.append(row)
-            print(f"   {row['case'].split(' n=')[0]} vs {row['baseline'][:45]}: time ratio "
-                  f"{row['time_ratio']:.3f} ({row['target']})", flush=True)
+            print(
+                f"   {row['case'].split(' n=')[0]} vs {row['baseline'][:45]}: time ratio "
+                f"{row['time_ratio']:.3f} ({row['target']})",
+                flush=True,
+            )
     return rows
 
 

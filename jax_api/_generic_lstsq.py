@@ -26,8 +26,7 @@ __all__ = ["sparse_generic_lstsq"]
 @partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
 def _lstsq(lstsq, transpose_lstsq, static, vector, pattern, values, B, arrays):
     kwargs = {**dict(static), **arrays}
-    return call_solver("lstsq", lstsq, pattern.matrix(values), B, vector, pattern.shape[1],
-                       kwargs)
+    return call_solver("lstsq", lstsq, pattern.matrix(values), B, vector, pattern.shape[1], kwargs)
 
 
 def _fwd(lstsq, transpose_lstsq, static, vector, pattern, values, B, arrays):
@@ -57,9 +56,15 @@ def _lsmr_default(M, R, **kwargs):
     return lsmr(M, R, **kwargs)
 
 
-def sparse_generic_lstsq(A, B: jax.Array, lstsq: Callable | None = None,
-                         transpose_lstsq: Callable | None = None, *, return_info: bool = False,
-                         **kwargs):
+def sparse_generic_lstsq(
+    A,
+    B: jax.Array,
+    lstsq: Callable | None = None,
+    transpose_lstsq: Callable | None = None,
+    *,
+    return_info: bool = False,
+    **kwargs,
+):
     """Least-squares solution ``X = argmin ||A X - B||``; the gradient for ``A`` keeps A's pattern.
 
     Args:

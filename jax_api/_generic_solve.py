@@ -39,8 +39,9 @@ def split_kwargs(kwargs: dict) -> tuple[tuple, dict]:
     return static, arrays
 
 
-def call_solver(name: str, fn: Callable, M, R: jax.Array, vector: bool, rows: int,
-                kwargs: dict) -> tuple[jax.Array, object]:
+def call_solver(
+    name: str, fn: Callable, M, R: jax.Array, vector: bool, rows: int, kwargs: dict
+) -> tuple[jax.Array, object]:
     """``fn(M, R, **kwargs)`` on the caller's form of ``R`` (a vector if the caller gave one),
     checked and returned as ``((rows, p) block, info or None)``."""
     out = fn(M, R[:, 0] if vector else R, **kwargs)
@@ -56,20 +57,28 @@ def call_solver(name: str, fn: Callable, M, R: jax.Array, vector: bool, rows: in
 
 def _forward(solve, static, vector, pattern, values, Bf, arrays):
     kwargs = {**dict(static), **arrays}
-    return call_solver("solve", solve, pattern.matrix(values), Bf, vector, pattern.shape[-1],
-                       kwargs)
+    return call_solver(
+        "solve", solve, pattern.matrix(values), Bf, vector, pattern.shape[-1], kwargs
+    )
 
 
 def _backward(transpose_solve, static, vector, pattern, values, Gf, arrays):
     kwargs = {**dict(static), **arrays}
     At = transposed_matrix(pattern, values)
-    return call_solver("transpose_solve", transpose_solve, At, Gf, vector, pattern.shape[-2],
-                       kwargs)
+    return call_solver(
+        "transpose_solve", transpose_solve, At, Gf, vector, pattern.shape[-2], kwargs
+    )
 
 
-def sparse_generic_solve(A, B: jax.Array, solve: Callable | None = None,
-                         transpose_solve: Callable | None = None, *, return_info: bool = False,
-                         **kwargs):
+def sparse_generic_solve(
+    A,
+    B: jax.Array,
+    solve: Callable | None = None,
+    transpose_solve: Callable | None = None,
+    *,
+    return_info: bool = False,
+    **kwargs,
+):
     """Solve ``A X = B`` with a pluggable solver; the gradient for ``A`` keeps A's pattern.
 
     Args:
@@ -91,7 +100,9 @@ def sparse_generic_solve(A, B: jax.Array, solve: Callable | None = None,
 
     Example:
         >>> A = BCSR.fromdense(4 * jnp.eye(3))
-        >>> jax.grad(lambda d: sparse_generic_solve(BCSR((d, A.indices, A.indptr), shape=A.shape), jnp.ones(3), solve=cg).sum())(A.data)
+        >>> f = lambda d: sparse_generic_solve(BCSR((d, A.indices, A.indptr), shape=A.shape),
+        ...                                    jnp.ones(3), solve=cg).sum()
+        >>> jax.grad(f)(A.data)
     """
     A = check_sparse("A", A, ndims=(2,), square=True)
     B = check_rhs("B", B, A)

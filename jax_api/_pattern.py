@@ -19,8 +19,14 @@ It never forms an ``n x m`` matrix nor an ``nnz x p`` temporary: on CPU it runs
 loop over column blocks of ``G`` and ``X`` keeps the temporaries at ``O(nnz * block)``.
 Products (:meth:`Pattern.matmul`, :meth:`Pattern.rmatmul`) likewise use torch's MKL CSR kernels on
 CPU and XLA gather/scatter elsewhere; the choice is made when the program is lowered
-(``jax.lax.platform_dependent``), so it is static and free under ``jit``. Products with ``A^T``
-use the CSR pattern of the transpose (:meth:`Pattern.transpose`: a counting sort on CPU).
+(``jax.lax.platform_dependent``), so it is static and free under ``jit``. ``A^T`` products
+transpose with a counting sort (SciPy's CSR -> CSC, O(nnz)) inside the kernel, never torch's
+slow CSC path; :meth:`Pattern.transpose` gives the transposed pattern for repeated use.
+
+Kernels run under ``vmap`` once per call with the mapped axes in front (a shared matrix with
+mapped right-hand sides becomes one product with all columns), and inside ``shard_map`` their
+results are typed as varying like their inputs (:func:`_varying_like`), so they compose with
+``jit``, ``vmap``, ``grad`` and ``shard_map``.
 """
 
 from __future__ import annotations
@@ -55,8 +61,7 @@ class Pattern:
     sorted by row; padding entries come last with row ``csr_shape[0]`` and column 0. ``crow``
     (``(csr_shape[0] + 1,)``) are the CSR row pointers of the real entries. ``shape`` is the
     caller's shape, ``(n, m)`` or ``(b, n, m)``, and ``layout`` its type (``"bcoo"`` or
-    ``"bcsr"``). A pytree: it crosses ``jit``/``vmap``/
-    ``custom_vjp`` boundaries like an array.
+    ``"bcsr"``). A pytree: it crosses ``jit``/``vmap``/``custom_vjp`` boundaries like an array.
     """
 
     rows: jax.Array
@@ -95,7 +100,7 @@ class Pattern:
 
     # ----------------------------------------------------------------------------- products
     def matmul(self, values: jax.Array, B: jax.Array) -> jax.Array:
-        """``A @ B`` for flat ``B (csr_shape[1], p)`` -> ``(csr_shape[0], p)`` (no gradient rule)."""
+        """``A @ B`` for flat ``B (csr_shape[1], p)`` -> ``(csr_shape[0], p)`` (no grad rule)."""
         return _by_platform((self, values, B), cpu=_spmm_torch, default=_spmm_xla)
 
     def rmatmul(self, values: jax.Array, G: jax.Array) -> jax.Array:
@@ -125,9 +130,7 @@ class Pattern:
             empty = jnp.zeros((0,), self.cols.dtype)
             crow = jnp.zeros((m + 1,), self.crow.dtype)
             return Pattern(empty, empty, crow, _t_shape(self.shape), (m, n), self.layout), empty
-        crow_t, cols_t, perm = _by_platform(
-            (self,), cpu=_transpose_torch, default=_transpose_xla
-        )
+        crow_t, cols_t, perm = _by_platform((self,), cpu=_transpose_torch, default=_transpose_xla)
         n, m = self.csr_shape
         pos = jnp.arange(self.nnz, dtype=self.cols.dtype)
         rows_t = jnp.where(pos < crow_t[-1], self.cols[perm], m)
@@ -137,8 +140,10 @@ class Pattern:
     # ----------------------------------------------------------------------------- helpers
     def todense(self, values: jax.Array) -> jax.Array:
         """The dense ``csr_shape`` matrix (for references and small problems only)."""
-        return jnp.zeros(self.csr_shape, values.dtype).at[self.rows, self.cols].add(
-            values, mode="drop"
+        return (
+            jnp.zeros(self.csr_shape, values.dtype)
+            .at[self.rows, self.cols]
+            .add(values, mode="drop")
         )
 
     def to_bcoo(self, values: jax.Array) -> BCOO:
@@ -365,8 +370,15 @@ def _rmatmul_kernel(crow, col, values, G, *, shape):
     return At @ G
 
 
-def torch_call(fn, out_shapes, *args, core_ndims: tuple[int, ...], n_matrix: int = 0,
-               fold: bool = False, **static):
+def torch_call(
+    fn,
+    out_shapes,
+    *args,
+    core_ndims: tuple[int, ...],
+    n_matrix: int = 0,
+    fold: bool = False,
+    **static,
+):
     """Run the torch function ``fn(*tensors, **static)`` on JAX's buffers (``bridge.jax_kernel``).
 
     Under ``vmap`` the kernel is called once with every argument carrying the mapped axes in
@@ -421,24 +433,36 @@ def _vectorized(fn, core_ndims, n_matrix, fold, static, *args):
         return Y.reshape(Y.shape[0], size, p).permute(1, 0, 2).reshape(*bshape, Y.shape[0], p)
 
     def item(a, index):
-        return a[tuple(0 if s == 1 else j for s, j in zip(a.shape[:lead], index))]
+        return a[tuple(0 if s == 1 else j for s, j in zip(a.shape[:lead], index, strict=True))]
 
     outs = [fn(*(item(a, index) for a in args), **static) for index in np.ndindex(*bshape)]
     if isinstance(outs[0], tuple):
-        return tuple(torch.stack(xs).reshape(*bshape, *xs[0].shape) for xs in zip(*outs))
+        stacked = (torch.stack(xs) for xs in zip(*outs, strict=True))
+        return tuple(x.reshape(*bshape, *x.shape[1:]) for x in stacked)
     return torch.stack(outs).reshape(*bshape, *outs[0].shape)
 
 
 def _spmm_torch(p: Pattern, values, B):
     out = jax.ShapeDtypeStruct((p.csr_shape[0], B.shape[1]), B.dtype)
-    return torch_call(_spmm_kernel, out, p.crow, p.cols, values, B, core_ndims=(1, 1, 1, 2),
-                      n_matrix=3, fold=True, shape=p.csr_shape)
+    return torch_call(
+        _spmm_kernel,
+        out,
+        p.crow,
+        p.cols,
+        values,
+        B,
+        core_ndims=(1, 1, 1, 2),
+        n_matrix=3,
+        fold=True,
+        shape=p.csr_shape,
+    )
 
 
 def _sddmm_torch(p: Pattern, G, X):
     out = jax.ShapeDtypeStruct((p.nnz,), G.dtype)
-    return torch_call(_sddmm_kernel, out, p.crow, p.cols, G, X, core_ndims=(1, 1, 2, 2),
-                      shape=p.csr_shape)
+    return torch_call(
+        _sddmm_kernel, out, p.crow, p.cols, G, X, core_ndims=(1, 1, 2, 2), shape=p.csr_shape
+    )
 
 
 def _transpose_torch(p: Pattern):
@@ -448,14 +472,23 @@ def _transpose_torch(p: Pattern):
         jax.ShapeDtypeStruct((p.nnz,), p.cols.dtype),
         jax.ShapeDtypeStruct((p.nnz,), p.cols.dtype),
     )
-    return torch_call(_transpose_kernel, out, p.crow, p.cols, core_ndims=(1, 1),
-                      shape=p.csr_shape)
+    return torch_call(_transpose_kernel, out, p.crow, p.cols, core_ndims=(1, 1), shape=p.csr_shape)
 
 
 def _rmatmul_torch(p: Pattern, values, G):
     out = jax.ShapeDtypeStruct((p.csr_shape[1], G.shape[1]), G.dtype)
-    return torch_call(_rmatmul_kernel, out, p.crow, p.cols, values, G, core_ndims=(1, 1, 1, 2),
-                      n_matrix=3, fold=True, shape=p.csr_shape)
+    return torch_call(
+        _rmatmul_kernel,
+        out,
+        p.crow,
+        p.cols,
+        values,
+        G,
+        core_ndims=(1, 1, 1, 2),
+        n_matrix=3,
+        fold=True,
+        shape=p.csr_shape,
+    )
 
 
 # ------------------------------------------------------------------------ XLA (GPU, TPU)
@@ -497,12 +530,3 @@ def _transpose_xla(p: Pattern):
 def _rmatmul_xla(p: Pattern, values, G):
     rows = jnp.minimum(p.rows, p.csr_shape[0] - 1)  # padding values are zero
     return jax.ops.segment_sum(values[:, None] * G[rows], p.cols, p.csr_shape[1])
-
-
-def concrete_entries(pattern: Pattern) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(rows, cols)`` of the real entries as NumPy arrays, or None under tracing."""
-    if any(isinstance(x, jax.core.Tracer) for x in (pattern.rows, pattern.cols)):
-        return None
-    rows, cols = np.asarray(pattern.rows), np.asarray(pattern.cols)
-    real = rows < pattern.csr_shape[0]
-    return rows[real], cols[real]

@@ -47,7 +47,8 @@ def sparse_mm(A, B: jax.Array) -> jax.Array:
 
     Example:
         >>> A = BCOO.fromdense(jnp.eye(3))
-        >>> jax.grad(lambda d: sparse_mm(BCOO((d, A.indices), shape=A.shape), jnp.ones((3, 2))).sum())(A.data)
+        >>> f = lambda d: sparse_mm(BCOO((d, A.indices), shape=A.shape), jnp.ones((3, 2))).sum()
+        >>> jax.grad(f)(A.data)
     """
     A = check_sparse("A", A)
     B = check_rhs("B", B, A)

@@ -46,7 +46,8 @@ def _check_triangular(crow, col, values, *, shape, upper: bool, unitriangular: b
     else:
         cols, values = col[:nv], values[:nv]
         rows = torch.repeat_interleave(
-            torch.arange(N, device=cols.device, dtype=cols.dtype), crow[1:] - crow[:-1],
+            torch.arange(N, device=cols.device, dtype=cols.dtype),
+            crow[1:] - crow[:-1],
             output_size=nv,
         )
         first = lambda mask: int(torch.argmax(mask.to(torch.uint8)))
@@ -84,13 +85,13 @@ def _check_triangular(crow, col, values, *, shape, upper: bool, unitriangular: b
         )
 
 
-def _solve_kernel(crow, col, values, B, *, shape, csr_shape, upper, unitriangular, transpose,
-                  check):
+def _solve_kernel(
+    crow, col, values, B, *, shape, csr_shape, upper, unitriangular, transpose, check
+):
     import torch
 
     if check:
-        _check_triangular(crow, col, values, shape=shape, upper=upper,
-                          unitriangular=unitriangular)
+        _check_triangular(crow, col, values, shape=shape, upper=upper, unitriangular=unitriangular)
     if int(crow[-1]) == 0:  # only valid with unitriangular=True: op(A) is the identity
         return B.clone()
     M = _torch_csr(crow, col, values, csr_shape)
@@ -102,10 +103,21 @@ def _solve_kernel(crow, col, values, B, *, shape, csr_shape, upper, unitriangula
 def _flat_solve(pattern: Pattern, values, B, args, *, upper, unitriangular, transpose, check):
     out = jax.ShapeDtypeStruct(B.shape, B.dtype)
     X = torch_call(
-        _solve_kernel, out, pattern.crow, pattern.cols, values, B,
-        core_ndims=(1, 1, 1, 2), n_matrix=3, fold=True,
-        shape=pattern.shape, csr_shape=pattern.csr_shape, upper=upper,
-        unitriangular=unitriangular, transpose=transpose, check=check,
+        _solve_kernel,
+        out,
+        pattern.crow,
+        pattern.cols,
+        values,
+        B,
+        core_ndims=(1, 1, 1, 2),
+        n_matrix=3,
+        fold=True,
+        shape=pattern.shape,
+        csr_shape=pattern.csr_shape,
+        upper=upper,
+        unitriangular=unitriangular,
+        transpose=transpose,
+        check=check,
     )
     return X, None
 
@@ -114,12 +126,19 @@ def _eager_check(pattern: Pattern, values, upper: bool, unitriangular: bool) -> 
     import torch
 
     as_t = lambda x: torch.from_numpy(np.array(x))
-    _check_triangular(as_t(pattern.crow), as_t(pattern.cols), as_t(values), shape=pattern.shape,
-                      upper=upper, unitriangular=unitriangular)
+    _check_triangular(
+        as_t(pattern.crow),
+        as_t(pattern.cols),
+        as_t(values),
+        shape=pattern.shape,
+        upper=upper,
+        unitriangular=unitriangular,
+    )
 
 
-def sparse_triangular_solve(A, B: jax.Array, upper: bool = True, unitriangular: bool = False,
-                            transpose: bool = False) -> jax.Array:
+def sparse_triangular_solve(
+    A, B: jax.Array, upper: bool = True, unitriangular: bool = False, transpose: bool = False
+) -> jax.Array:
     """Solve ``A X = B`` (or ``A^T X = B``) for a sparse triangular ``A``; gradient on A's pattern.
 
     Args:

@@ -102,8 +102,10 @@ def check_dense(
             raise value_error(name, x, "float32 or float64 values")
         if jax.dtypes.canonicalize_dtype(x.dtype) != x.dtype:
             raise value_error(
-                name, x, "an array JAX can hold without a downcast (float64 needs "
-                "`with jax.enable_x64(True):`, or cast it to float32 explicitly)"
+                name,
+                x,
+                "an array JAX can hold without a downcast (float64 needs "
+                "`with jax.enable_x64(True):`, or cast it to float32 explicitly)",
             )
         x = jnp.asarray(x)
     if isinstance(x, SPARSE_TYPES) or not isinstance(x, jax.Array):

@@ -20,9 +20,8 @@ differentiate through :func:`jax_api.sparse_generic_solve` / :func:`jax_api.spar
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
-
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -88,8 +87,14 @@ def linear_matmul(pattern: Pattern, values: jax.Array, B: jax.Array) -> jax.Arra
     with respect to ``values`` (use the ops' custom VJPs for that)."""
     B = _varying_like(B, (pattern.rows, pattern.cols, pattern.crow, values))
     return _matmul_p.bind(
-        pattern.rows, pattern.cols, pattern.crow, values, B,
-        shape=pattern.shape, csr_shape=pattern.csr_shape, layout=pattern.layout,
+        pattern.rows,
+        pattern.cols,
+        pattern.crow,
+        values,
+        B,
+        shape=pattern.shape,
+        csr_shape=pattern.csr_shape,
+        layout=pattern.layout,
     )
 
 
@@ -227,7 +232,5 @@ def report(solver: str, info: SolveInfo, maxiter: int | None = None) -> SolveInf
     """
     its = jnp.broadcast_to(info.iterations, jnp.shape(info.converged))
     tol = jnp.broadcast_to(info.tolerance, jnp.shape(info.converged))
-    jax.debug.callback(
-        partial(_warn, solver, maxiter), info.converged, its, info.residual, tol
-    )
+    jax.debug.callback(partial(_warn, solver, maxiter), info.converged, its, info.residual, tol)
     return info

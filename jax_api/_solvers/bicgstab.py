@@ -22,8 +22,9 @@ from ._common import (
 __all__ = ["bicgstab"]
 
 
-def bicgstab(A, B: jax.Array, *, x0=None, tol: float = 1e-5, atol: float = 0.0, maxiter=None,
-             M=None):
+def bicgstab(
+    A, B: jax.Array, *, x0=None, tol: float = 1e-5, atol: float = 0.0, maxiter=None, M=None
+):
     """Solve ``A X = B`` for a general square ``A`` by (preconditioned) BiCGSTAB.
 
     Args:

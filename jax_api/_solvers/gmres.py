@@ -22,8 +22,18 @@ from ._common import (
 __all__ = ["gmres"]
 
 
-def gmres(A, B: jax.Array, *, x0=None, tol: float = 1e-5, atol: float = 0.0, restart: int = 20,
-          maxiter=None, M=None, solve_method: str = "batched"):
+def gmres(
+    A,
+    B: jax.Array,
+    *,
+    x0=None,
+    tol: float = 1e-5,
+    atol: float = 0.0,
+    restart: int = 20,
+    maxiter=None,
+    M=None,
+    solve_method: str = "batched",
+):
     """Solve ``A X = B`` for a general square ``A`` by restarted GMRES.
 
     Args:
@@ -48,7 +58,14 @@ def gmres(A, B: jax.Array, *, x0=None, tol: float = 1e-5, atol: float = 0.0, res
 
     def one(b, x):
         sol, _ = jax.scipy.sparse.linalg.gmres(
-            op.matvec, b, x0=x, tol=tol, atol=atol, restart=restart, maxiter=maxiter, M=M,
+            op.matvec,
+            b,
+            x0=x,
+            tol=tol,
+            atol=atol,
+            restart=restart,
+            maxiter=maxiter,
+            M=M,
             solve_method=solve_method,
         )
         return sol, checked_info(op.matvec, b, sol, tol, atol)

@@ -55,14 +55,35 @@ def _lsmr_one(matvec, rmatvec, b, x0, damp, atol, btol, conlim, maxiter, n):
     x = x + 0 * v
     ctol = 1.0 / conlim if conlim > 0 else 0.0
     state = dict(
-        itn=jnp.int32(0), x=x, u=u, v=v, h=v, hbar=jnp.zeros_like(v), alpha=alpha,
-        alphabar=alpha, rho=one, rhobar=one, cbar=one, sbar=zero, zetabar=alpha * beta,
-        betadd=beta, betad=zero, rhodold=one, tautildeold=zero, thetatilde=zero, zeta=zero,
-        d=zero, normA2=alpha * alpha, maxrbar=zero, minrbar=zero + (1e100 if dtype ==
-        jnp.float64 else 1e30), normr=beta, normar=alpha * beta,
+        itn=jnp.int32(0),
+        x=x,
+        u=u,
+        v=v,
+        h=v,
+        hbar=jnp.zeros_like(v),
+        alpha=alpha,
+        alphabar=alpha,
+        rho=one,
+        rhobar=one,
+        cbar=one,
+        sbar=zero,
+        zetabar=alpha * beta,
+        betadd=beta,
+        betad=zero,
+        rhodold=one,
+        tautildeold=zero,
+        thetatilde=zero,
+        zeta=zero,
+        d=zero,
+        normA2=alpha * alpha,
+        maxrbar=zero,
+        minrbar=zero + (1e100 if dtype == jnp.float64 else 1e30),
+        normr=beta,
+        normar=alpha * beta,
         # b = A x0 already (1), or A^T r0 = 0: x0 is a least-squares solution (2)
         istop=jnp.where(beta == 0, jnp.int32(1), jnp.where(alpha == 0, jnp.int32(2), jnp.int32(0))),
-        test1=jnp.where(normb > 0, beta / jnp.where(normb > 0, normb, 1), zero), test2=zero,
+        test1=jnp.where(normb > 0, beta / jnp.where(normb > 0, normb, 1), zero),
+        test2=zero,
     )
 
     def cond(s):
@@ -123,16 +144,45 @@ def _lsmr_one(matvec, rmatvec, b, x0, damp, atol, btol, conlim, maxiter, n):
         t1 = _safe_div(test1, 1 + _safe_div(normA * normx, normb))
         rtol = btol + atol * _safe_div(normA * normx, normb)
         istop = jnp.int32(0)
-        for flag, code in ((itn >= maxiter, 7), (1 + test3 <= 1, 6), (1 + test2 <= 1, 5),
-                           (1 + t1 <= 1, 4), (test3 <= ctol, 3), (test2 <= atol, 2),
-                           (test1 <= rtol, 1)):
+        for flag, code in (
+            (itn >= maxiter, 7),
+            (1 + test3 <= 1, 6),
+            (1 + test2 <= 1, 5),
+            (1 + t1 <= 1, 4),
+            (test3 <= ctol, 3),
+            (test2 <= atol, 2),
+            (test1 <= rtol, 1),
+        ):
             istop = jnp.where(flag, jnp.int32(code), istop)
         return dict(
-            itn=itn, x=x, u=u, v=v, h=h, hbar=hbar, alpha=alpha, alphabar=alphabar, rho=rho,
-            rhobar=rhobar, cbar=cbar, sbar=sbar, zetabar=zetabar, betadd=betadd, betad=betad,
-            rhodold=rhodold, tautildeold=tautildeold, thetatilde=thetatilde, zeta=zeta, d=d,
-            normA2=normA2, maxrbar=maxrbar, minrbar=minrbar, normr=normr, normar=normar,
-            istop=istop, test1=test1, test2=jnp.where(jnp.isfinite(test2), test2, zero),
+            itn=itn,
+            x=x,
+            u=u,
+            v=v,
+            h=h,
+            hbar=hbar,
+            alpha=alpha,
+            alphabar=alphabar,
+            rho=rho,
+            rhobar=rhobar,
+            cbar=cbar,
+            sbar=sbar,
+            zetabar=zetabar,
+            betadd=betadd,
+            betad=betad,
+            rhodold=rhodold,
+            tautildeold=tautildeold,
+            thetatilde=thetatilde,
+            zeta=zeta,
+            d=d,
+            normA2=normA2,
+            maxrbar=maxrbar,
+            minrbar=minrbar,
+            normr=normr,
+            normar=normar,
+            istop=istop,
+            test1=test1,
+            test2=jnp.where(jnp.isfinite(test2), test2, zero),
         )
 
     out = jax.lax.while_loop(cond, body, state)
@@ -143,8 +193,19 @@ def _lsmr_one(matvec, rmatvec, b, x0, damp, atol, btol, conlim, maxiter, n):
     return out["x"], info
 
 
-def lsmr(A, B: jax.Array, *, rmatvec=None, n: int | None = None, damp: float = 0.0,
-         atol: float = 1e-6, btol: float = 1e-6, conlim: float = 1e8, maxiter=None, x0=None):
+def lsmr(
+    A,
+    B: jax.Array,
+    *,
+    rmatvec=None,
+    n: int | None = None,
+    damp: float = 0.0,
+    atol: float = 1e-6,
+    btol: float = 1e-6,
+    conlim: float = 1e8,
+    maxiter=None,
+    x0=None,
+):
     """Least-squares solution of ``min ||A x - b||`` (``+ damp^2 ||x||^2``) by LSMR.
 
     Args:

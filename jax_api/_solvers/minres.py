@@ -86,8 +86,7 @@ def _minres_one(matvec, precond, b, x0, tol, atol, maxiter):
     return x, info
 
 
-def minres(A, B: jax.Array, *, x0=None, tol: float = 1e-5, atol: float = 0.0, maxiter=None,
-           M=None):
+def minres(A, B: jax.Array, *, x0=None, tol: float = 1e-5, atol: float = 0.0, maxiter=None, M=None):
     """Solve ``A X = B`` for a symmetric (possibly indefinite) ``A`` by MINRES.
 
     Args:

@@ -43,11 +43,14 @@ def test_values_and_gradients_match_dense(x64, layout, vector):
     def loss(data, B):
         return jnp.sum(jnp.asarray(G) * sparse_generic_lstsq(jax_with_data(A, data), B, **TIGHT))
 
-    np.testing.assert_allclose(sparse_generic_lstsq(A, jnp.asarray(B), **TIGHT), X_ref,
-                               rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(
+        sparse_generic_lstsq(A, jnp.asarray(B), **TIGHT), X_ref, rtol=1e-8, atol=1e-9
+    )
     g_data, g_B = jax.jit(jax.grad(loss, (0, 1)))(A.data, jnp.asarray(B))
     np.testing.assert_allclose(g_B, dB, rtol=1e-7, atol=1e-8)
-    np.testing.assert_allclose(jax_sparse_grad_dense(A, g_data), dT * (T != 0), rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(
+        jax_sparse_grad_dense(A, g_data), dT * (T != 0), rtol=1e-7, atol=1e-8
+    )
 
 
 def test_check_grads_float64(x64):
@@ -61,7 +64,9 @@ def test_float32_jit_vmap_and_info():
     T = _tall(seed=3).astype(np.float32)
     A = jax_sparse(T, "bcoo")
     Bs = np.random.default_rng(3).standard_normal((3, 12)).astype(np.float32)
-    X = jax.jit(jax.vmap(lambda b: sparse_generic_lstsq(A, b, maxiter=50), in_axes=0))(jnp.asarray(Bs))
+    X = jax.jit(jax.vmap(lambda b: sparse_generic_lstsq(A, b, maxiter=50), in_axes=0))(
+        jnp.asarray(Bs)
+    )
     ref = np.linalg.lstsq(T.astype(np.float64), Bs.T.astype(np.float64), rcond=None)[0].T
     np.testing.assert_allclose(X, ref, rtol=1e-3, atol=1e-4)
     X, info = sparse_generic_lstsq(A, jnp.asarray(Bs.T), return_info=True, maxiter=50)
@@ -69,7 +74,13 @@ def test_float32_jit_vmap_and_info():
     assert bool(info.converged.all())
     # matrices sharing a pattern
     datas = jnp.asarray([1.0, 2.0], jnp.float32)[:, None] * A.data[None]
-    g = jax.vmap(jax.grad(lambda d: jnp.sum(sparse_generic_lstsq(jax_with_data(A, d), jnp.asarray(Bs[0]), maxiter=50))))(datas)
+    g = jax.vmap(
+        jax.grad(
+            lambda d: jnp.sum(
+                sparse_generic_lstsq(jax_with_data(A, d), jnp.asarray(Bs[0]), maxiter=50)
+            )
+        )
+    )(datas)
     _, dT, _ = _dense_reference(2 * T.astype(np.float64), Bs[0].astype(np.float64), np.ones(5))
     np.testing.assert_allclose(jax_sparse_grad_dense(A, g[1]), dT * (T != 0), rtol=2e-3, atol=2e-4)
 
@@ -85,7 +96,9 @@ def test_custom_solvers_receive_a_and_its_transpose(x64):
 
     A = BCSR.fromdense(jnp.asarray(T))
     B = jnp.asarray(np.random.default_rng(4).standard_normal(12))
-    g = jax.grad(lambda d: jnp.sum(sparse_generic_lstsq(jax_with_data(A, d), B, dense_lstsq)))(A.data)
+    g = jax.grad(lambda d: jnp.sum(sparse_generic_lstsq(jax_with_data(A, d), B, dense_lstsq)))(
+        A.data
+    )
     _, dT, _ = _dense_reference(T, np.asarray(B), np.ones(5))
     np.testing.assert_allclose(jax_sparse_grad_dense(A, g), dT * (T != 0), rtol=1e-8, atol=1e-9)
     assert seen == [(12, 5), (5, 12), (12, 5)]  # forward, A^T z = G, A Y = z
@@ -93,7 +106,10 @@ def test_custom_solvers_receive_a_and_its_transpose(x64):
 
 def test_bad_inputs():
     A = jax_sparse(_tall().astype(np.float32), "bcoo")
-    with pytest.raises(ValueError, match=r"A: expected a tall matrix \(m >= n, full column rank\), got shape \(5, 12\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"A: expected a tall matrix \(m >= n, full column rank\), got shape \(5, 12\)",
+    ):
         sparse_generic_lstsq(BCOO.fromdense(jnp.ones((5, 12))), jnp.ones(5))
     with pytest.raises(ValueError, match=r"B: expected 12 rows to match A's 12 rows"):
         sparse_generic_lstsq(A, jnp.ones(5, jnp.float32))

@@ -57,8 +57,11 @@ def test_values_and_gradients_match_dense(solver, kind, layout):
     np.testing.assert_allclose(jax_sparse_grad_dense(A, g_data), dA * (D != 0), **TOL32)
 
 
-@pytest.mark.parametrize("solver,kind", [(minres, "spd"), (bicgstab, "general"), (gmres, "general")],
-                         ids=["minres", "bicgstab", "gmres"])
+@pytest.mark.parametrize(
+    "solver,kind",
+    [(minres, "spd"), (bicgstab, "general"), (gmres, "general")],
+    ids=["minres", "bicgstab", "gmres"],
+)
 def test_check_grads_float64(x64, solver, kind):
     D = _matrix(kind, n=6, seed=2)
     A = jax_sparse(D, "bcsr")
@@ -78,7 +81,9 @@ def test_transpose_solve_receives_the_transpose():
 
     A = BCOO.fromdense(jnp.asarray(D, jnp.float32))
     b = jnp.asarray(np.random.default_rng(4).standard_normal(8), jnp.float32)
-    g = jax.grad(lambda d: jnp.sum(sparse_generic_solve(jax_with_data(A, d), b, dense_solve) ** 2))(A.data)
+    g = jax.grad(lambda d: jnp.sum(sparse_generic_solve(jax_with_data(A, d), b, dense_solve) ** 2))(
+        A.data
+    )
     x = np.linalg.solve(D, np.asarray(b, np.float64))
     dB = np.linalg.solve(D.T, 2 * x)
     np.testing.assert_allclose(jax_sparse_grad_dense(A, g), -np.outer(dB, x) * (D != 0), **TOL32)
@@ -98,7 +103,9 @@ def test_vmap_over_rhs_and_over_matrices():
     for k in range(3):
         x = np.linalg.solve(scale[k] * D, Bs[0])
         dB = np.linalg.solve(scale[k] * D.T, np.ones(8))
-        np.testing.assert_allclose(jax_sparse_grad_dense(A, g[k]), -np.outer(dB, x) * (D != 0), **TOL32)
+        np.testing.assert_allclose(
+            jax_sparse_grad_dense(A, g[k]), -np.outer(dB, x) * (D != 0), **TOL32
+        )
     Ds = np.stack([_matrix("general", seed=s) for s in range(3)]).astype(np.float32)
     nse = int(max(np.count_nonzero(d) for d in Ds))
     As = [BCOO.fromdense(jnp.asarray(d), nse=nse) for d in Ds]
@@ -121,8 +128,9 @@ def test_return_info_and_array_kwargs_under_jit():
     assert isinstance(info, SolveInfo) and info.converged.shape == (2,)
     assert bool(info.converged.all()) and np.all(np.asarray(info.iterations) <= 2)
     np.testing.assert_allclose(X, x0, **TOL32)
-    X, info = sparse_generic_solve(A, B, lambda M, R: jnp.linalg.solve(M.todense(), R),
-                                   return_info=True)
+    X, info = sparse_generic_solve(
+        A, B, lambda M, R: jnp.linalg.solve(M.todense(), R), return_info=True
+    )
     assert info is None
 
 
@@ -149,19 +157,28 @@ def test_equinox_filter_grad():
     grads = eqx.filter_grad(lambda m: jnp.sum(m(b)))(model)
     x = np.linalg.solve(D, np.asarray(b, np.float64))
     dB = np.linalg.solve(D.T, np.ones(8))
-    np.testing.assert_allclose(jax_sparse_grad_dense(model.A, grads.A.data), -np.outer(dB, x) * (D != 0), **TOL32)
+    np.testing.assert_allclose(
+        jax_sparse_grad_dense(model.A, grads.A.data), -np.outer(dB, x) * (D != 0), **TOL32
+    )
 
 
 def test_bad_inputs():
     A = jax_sparse(_matrix("spd").astype(np.float32), "bcsr")
     b = jnp.ones(8, jnp.float32)
-    with pytest.raises(ValueError, match=r"A: expected a 2-D sparse matrix, got a BCSR matrix of shape \(2, 8, 8\)"):
+    with pytest.raises(
+        ValueError, match=r"A: expected a 2-D sparse matrix, got a BCSR matrix of shape \(2, 8, 8\)"
+    ):
         sparse_generic_solve(BCSR.fromdense(jnp.ones((2, 8, 8)), n_batch=1), jnp.ones((2, 8)))
     with pytest.raises(ValueError, match=r"A: expected a square matrix"):
         sparse_generic_solve(BCOO.fromdense(jnp.ones((8, 7))), jnp.ones(7))
-    with pytest.raises(TypeError, match=r"solve: expected a callable or None, got an object of type builtins.str"):
+    with pytest.raises(
+        TypeError, match=r"solve: expected a callable or None, got an object of type builtins.str"
+    ):
         sparse_generic_solve(A, b, "cg")
-    with pytest.raises(ValueError, match=r"solve: expected the solver to return an array of shape \(8,\) and dtype float32"):
+    with pytest.raises(
+        ValueError,
+        match=r"solve: expected the solver to return an array of shape \(8,\) and dtype float32",
+    ):
         sparse_generic_solve(A, b, lambda M, R: jnp.ones(3, jnp.float32))
     with pytest.raises(ValueError, match=r"B: expected 8 rows to match A's 8 columns"):
         sparse_generic_solve(A, jnp.ones(7, jnp.float32))

@@ -39,8 +39,13 @@ def _as(A_dense, form):
     return lambda x: D @ x
 
 
-SQUARE = [(cg, "spd"), (bicgstab, "general"), (gmres, "general"), (minres, "spd"),
-          (minres, "indefinite")]
+SQUARE = [
+    (cg, "spd"),
+    (bicgstab, "general"),
+    (gmres, "general"),
+    (minres, "spd"),
+    (minres, "indefinite"),
+]
 IDS = ["cg", "bicgstab", "gmres", "minres_spd", "minres_indefinite"]
 
 
@@ -105,24 +110,34 @@ def test_lsmr_least_squares_and_minimum_norm(x64):
     rng = np.random.default_rng(5)
     T = rng.standard_normal((15, 6)) * (rng.random((15, 6)) < 0.5) + np.eye(15, 6)
     B = rng.standard_normal((15, 2))
-    X, info = lsmr(BCOO.fromdense(jnp.asarray(T)), jnp.asarray(B), atol=1e-12, btol=1e-12,
-                   maxiter=100)
+    X, info = lsmr(
+        BCOO.fromdense(jnp.asarray(T)), jnp.asarray(B), atol=1e-12, btol=1e-12, maxiter=100
+    )
     np.testing.assert_allclose(X, np.linalg.lstsq(T, B, rcond=None)[0], rtol=1e-8, atol=1e-9)
     assert bool(info.converged.all()) and np.all(np.asarray(info.iterations) <= 100)
     # underdetermined: the minimum-norm solution, as the lstsq backward needs
     G = rng.standard_normal((6, 2))
-    Z, _ = lsmr(BCSR.fromdense(jnp.asarray(T.T)), jnp.asarray(G), atol=1e-12, btol=1e-12,
-                maxiter=100)
+    Z, _ = lsmr(
+        BCSR.fromdense(jnp.asarray(T.T)), jnp.asarray(G), atol=1e-12, btol=1e-12, maxiter=100
+    )
     np.testing.assert_allclose(Z, np.linalg.pinv(T.T) @ G, rtol=1e-8, atol=1e-9)
     # damping: ridge regression
-    Xd, _ = lsmr(jnp.asarray(T), jnp.asarray(B[:, 0]), damp=0.7, atol=1e-12, btol=1e-12,
-                 maxiter=100)
+    Xd, _ = lsmr(
+        jnp.asarray(T), jnp.asarray(B[:, 0]), damp=0.7, atol=1e-12, btol=1e-12, maxiter=100
+    )
     ridge = np.linalg.solve(T.T @ T + 0.49 * np.eye(6), T.T @ B[:, 0])
     np.testing.assert_allclose(Xd, ridge, rtol=1e-8, atol=1e-9)
     # a callable operator with its transpose
     Tj = jnp.asarray(T)
-    Xc, _ = lsmr(lambda x: Tj @ x, jnp.asarray(B), rmatvec=lambda u: Tj.T @ u, n=6,
-                 atol=1e-12, btol=1e-12, maxiter=100)
+    Xc, _ = lsmr(
+        lambda x: Tj @ x,
+        jnp.asarray(B),
+        rmatvec=lambda u: Tj.T @ u,
+        n=6,
+        atol=1e-12,
+        btol=1e-12,
+        maxiter=100,
+    )
     np.testing.assert_allclose(Xc, X, rtol=1e-9, atol=1e-10)
 
 
@@ -141,7 +156,9 @@ def test_nonconvergence_warns_and_is_flagged(solver, kind):
     B = jnp.asarray(np.random.default_rng(6).standard_normal((30, 2)), jnp.float32)
     name = solver.__name__
     extra = {"restart": 2} if solver is gmres else {}
-    with pytest.warns(ConvergenceWarning, match=rf"{name} \(2 of 2 right-hand sides\) did not converge"):
+    with pytest.warns(
+        ConvergenceWarning, match=rf"{name} \(2 of 2 right-hand sides\) did not converge"
+    ):
         X, info = jax.jit(lambda A, B: solver(A, B, tol=1e-7, maxiter=1, **extra))(A, B)
         X.block_until_ready()
         jax.effects_barrier()
@@ -152,8 +169,14 @@ def test_nonconvergence_warns_and_is_flagged(solver, kind):
 def test_lsmr_iteration_cap_warns():
     rng = np.random.default_rng(7)
     T = rng.standard_normal((20, 10))
-    with pytest.warns(ConvergenceWarning, match=r"lsmr \(1 of 1 right-hand sides\) did not converge"):
-        _, info = lsmr(jnp.asarray(T, jnp.float32), jnp.asarray(rng.standard_normal(20), jnp.float32), maxiter=2)
+    with pytest.warns(
+        ConvergenceWarning, match=r"lsmr \(1 of 1 right-hand sides\) did not converge"
+    ):
+        _, info = lsmr(
+            jnp.asarray(T, jnp.float32),
+            jnp.asarray(rng.standard_normal(20), jnp.float32),
+            maxiter=2,
+        )
         jax.effects_barrier()
     assert not bool(info.converged)
     assert int(info.iterations) == 2
@@ -164,7 +187,9 @@ def test_linear_matmul_is_transposable_and_batched():
     D = (rng.standard_normal((6, 4)) * (rng.random((6, 4)) < 0.5)).astype(np.float32)
     pattern, values = Pattern.of(BCSR.fromdense(jnp.asarray(D)))
     x = jnp.asarray(rng.standard_normal((4, 2)), jnp.float32)
-    np.testing.assert_allclose(linear_matmul(pattern, values, x), D @ np.asarray(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        linear_matmul(pattern, values, x), D @ np.asarray(x), rtol=1e-5, atol=1e-6
+    )
     u = jnp.asarray(rng.standard_normal((6, 2)), jnp.float32)
     (t,) = jax.linear_transpose(lambda x: linear_matmul(pattern, values, x), x)(u)
     np.testing.assert_allclose(t, D.T @ np.asarray(u), rtol=1e-5, atol=1e-6)
@@ -176,11 +201,19 @@ def test_linear_matmul_is_transposable_and_batched():
 def test_bad_inputs():
     A = BCSR.fromdense(jnp.asarray(_matrix("spd"), jnp.float32))
     b = jnp.ones(12, jnp.float32)
-    with pytest.raises(TypeError, match=r"A: expected a 2-D BCOO/BCSR matrix, a dense 2-D jax.Array or a callable, got an object of type builtins.str"):
+    with pytest.raises(
+        TypeError,
+        match=r"A: expected a 2-D BCOO/BCSR matrix, a dense 2-D jax.Array or a callable, "
+        r"got an object of type builtins.str",
+    ):
         cg("A", b)
-    with pytest.raises(ValueError, match=r"B: expected 12 rows to match A's shape \(12, 12\), got shape \(11,\)"):
+    with pytest.raises(
+        ValueError, match=r"B: expected 12 rows to match A's shape \(12, 12\), got shape \(11,\)"
+    ):
         minres(A, jnp.ones(11, jnp.float32))
-    with pytest.raises(ValueError, match=r"x0: expected a 1-D array, got a dense array of shape \(12, 1\)"):
+    with pytest.raises(
+        ValueError, match=r"x0: expected a 1-D array, got a dense array of shape \(12, 1\)"
+    ):
         bicgstab(A, b, x0=jnp.ones((12, 1), jnp.float32))
     with pytest.raises(ValueError, match=r"x0: expected shape \(12,\), got shape \(11,\)"):
         bicgstab(A, b, x0=jnp.ones(11, jnp.float32))
@@ -190,5 +223,7 @@ def test_bad_inputs():
         lsmr(lambda x: x, b)
     with pytest.raises(ValueError, match=r"A: expected a 2-D sparse matrix \(vmap over a batch\)"):
         gmres(BCSR.fromdense(jnp.ones((2, 3, 3)), n_batch=1), jnp.ones(3))
-    with pytest.raises(ValueError, match=r"B: expected a 1 or 2-D array, got a dense array of shape \(2, 12, 1\)"):
+    with pytest.raises(
+        ValueError, match=r"B: expected a 1 or 2-D array, got a dense array of shape \(2, 12, 1\)"
+    ):
         cg(A, jnp.ones((2, 12, 1), jnp.float32))

@@ -1,4 +1,4 @@
-"""jax_api.sparse_mm and the Pattern core: dense references, padding, jit/vmap/grad, both backends."""
+"""jax_api.sparse_mm and the Pattern core: dense references, padding, jit/vmap/grad, backends."""
 
 from __future__ import annotations
 
@@ -64,7 +64,9 @@ def test_matches_dense_and_gradient_on_pattern(kind, vector):
     np.testing.assert_allclose(Y, D @ B, **TOL32)
 
     G = np.random.default_rng(5).standard_normal(Y.shape)
-    loss = lambda data, B: jnp.sum(jnp.asarray(G, jnp.float32) * sparse_mm(jax_with_data(A, data), B))
+    loss = lambda data, B: jnp.sum(
+        jnp.asarray(G, jnp.float32) * sparse_mm(jax_with_data(A, data), B)
+    )
     g_data, g_B = jax.jit(jax.grad(loss, (0, 1)))(A.data, Bj)
     dD, dB = _loss_grads_dense(D, B, G)
     assert g_data.shape == A.data.shape
@@ -79,7 +81,9 @@ def test_batched_matrix(kind):
     Bj = jnp.asarray(B, jnp.float32)
     np.testing.assert_allclose(jax.jit(sparse_mm)(A, Bj), D @ B, **TOL32)
     G = np.random.default_rng(3).standard_normal((3, 6, 3))
-    loss = lambda data, B: jnp.sum(jnp.asarray(G, jnp.float32) * sparse_mm(jax_with_data(A, data), B))
+    loss = lambda data, B: jnp.sum(
+        jnp.asarray(G, jnp.float32) * sparse_mm(jax_with_data(A, data), B)
+    )
     g_data, g_B = jax.grad(loss, (0, 1))(A.data, Bj)
     dD, dB = _loss_grads_dense(D, B, G)
     np.testing.assert_allclose(jax_sparse_grad_dense(A, g_data), dD * (D != 0), **TOL32)
@@ -105,7 +109,9 @@ def test_vmap_over_dense_argument_folds_and_nests():
     Y = jax.jit(jax.vmap(jax.vmap(sparse_mm, (None, 0)), (None, 0)))(A, jnp.asarray(Bs))
     np.testing.assert_allclose(Y, np.einsum("ij,abjk->abik", D, Bs), **TOL32)
     # gradient with respect to the shared matrix sums over the mapped axis
-    g = jax.grad(lambda d: jnp.sum(jax.vmap(sparse_mm, (None, 0))(jax_with_data(A, d), Bs[0]) ** 2))(A.data)
+    g = jax.grad(
+        lambda d: jnp.sum(jax.vmap(sparse_mm, (None, 0))(jax_with_data(A, d), Bs[0]) ** 2)
+    )(A.data)
     Gs = 2 * np.einsum("ij,ajk->aik", D, Bs[0])
     ref = np.einsum("aik,ajk->ij", Gs, Bs[0]) * (D != 0)
     np.testing.assert_allclose(jax_sparse_grad_dense(A, g), ref, rtol=1e-4, atol=1e-4)
@@ -141,8 +147,9 @@ def test_vmap_over_matrices_with_different_patterns():
     g_data, g_B = jax.vmap(jax.grad(lambda d, i, B: jnp.sum(f(d, i, B) ** 2), (0, 2)))(data, idx, B)
     for k in range(3):
         G = 2 * Ds[k] @ B[k]
-        np.testing.assert_allclose(jax_sparse_grad_dense(As[k], g_data[k]),
-                                   G @ B[k].T * (Ds[k] != 0), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            jax_sparse_grad_dense(As[k], g_data[k]), G @ B[k].T * (Ds[k] != 0), rtol=1e-4, atol=1e-4
+        )
         np.testing.assert_allclose(g_B[k], Ds[k].T @ G, rtol=1e-4, atol=1e-4)
 
 
@@ -168,7 +175,9 @@ def test_padding_values_are_ignored_and_get_zero_gradient():
     pad = jax_padding_mask(A)
     assert pad.any() and np.all(np.asarray(A.data)[pad] == 7.5)
     np.testing.assert_allclose(sparse_mm(A, jnp.asarray(B, jnp.float32)), D @ B, **TOL32)
-    g = jax.grad(lambda d: jnp.sum(sparse_mm(jax_with_data(A, d), jnp.asarray(B, jnp.float32))))(A.data)
+    g = jax.grad(lambda d: jnp.sum(sparse_mm(jax_with_data(A, d), jnp.asarray(B, jnp.float32))))(
+        A.data
+    )
     assert np.all(np.asarray(g)[pad] == 0)
 
 
@@ -176,7 +185,9 @@ def test_empty_matrix():
     A = BCOO((jnp.zeros((0,), jnp.float32), jnp.zeros((0, 2), jnp.int32)), shape=(4, 3))
     B = jnp.ones((3, 2), jnp.float32)
     np.testing.assert_array_equal(sparse_mm(A, B), np.zeros((4, 2)))
-    g_data, g_B = jax.grad(lambda d, B: jnp.sum(sparse_mm(jax_with_data(A, d), B)), (0, 1))(A.data, B)
+    g_data, g_B = jax.grad(lambda d, B: jnp.sum(sparse_mm(jax_with_data(A, d), B)), (0, 1))(
+        A.data, B
+    )
     assert g_data.shape == (0,)
     np.testing.assert_array_equal(g_B, np.zeros((3, 2)))
 
@@ -224,13 +235,18 @@ def test_bad_inputs():
     D, B = _operands()
     A = jax_sparse(D.astype(np.float32), "bcoo")
     Bj = jnp.asarray(B, jnp.float32)
-    with pytest.raises(TypeError, match=r"A: expected a jax.experimental.sparse BCOO or BCSR matrix, got a dense array"):
+    with pytest.raises(
+        TypeError,
+        match=r"A: expected a jax.experimental.sparse BCOO or BCSR matrix, got a dense array",
+    ):
         sparse_mm(jnp.asarray(D, jnp.float32), Bj)
     with pytest.raises(TypeError, match=r"B: expected a dense jax.Array, got a BCOO matrix"):
         sparse_mm(A, BCOO.fromdense(Bj))
     with pytest.raises(ValueError, match=r"B: expected 5 rows to match A's 5 columns"):
         sparse_mm(A, jnp.ones((4, 3), jnp.float32))
-    with pytest.raises(ValueError, match=r"B: expected float32 or float64 values, got a dense array"):
+    with pytest.raises(
+        ValueError, match=r"B: expected float32 or float64 values, got a dense array"
+    ):
         sparse_mm(A, jnp.ones((5, 3), jnp.int32))
     with pytest.raises(ValueError, match=r"A: expected float32 or float64 values"):
         sparse_mm(BCOO.fromdense(jnp.ones((3, 3), jnp.int32)), jnp.ones((3, 1), jnp.int32))
@@ -251,5 +267,7 @@ def test_bad_inputs():
 
 def test_dtype_mismatch_is_not_cast(x64):
     A = jax_sparse(_dense((4, 5)).astype(np.float32), "bcsr")
-    with pytest.raises(ValueError, match=r"B: expected dtype float32 to match A, got float64; cast"):
+    with pytest.raises(
+        ValueError, match=r"B: expected dtype float32 to match A, got float64; cast"
+    ):
         sparse_mm(A, jnp.ones((5, 2), jnp.float64))

@@ -7,7 +7,7 @@ import pytest
 
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
-from jax.experimental.sparse import BCOO, BCSR  # noqa: E402
+from jax.experimental.sparse import BCOO  # noqa: E402
 from jax.test_util import check_grads  # noqa: E402
 
 from jax_api import sparse_triangular_solve  # noqa: E402
@@ -85,10 +85,16 @@ def test_batched_matrix_and_vector_rhs(kind):
     D = _tri(n=5, batch=3, seed=2)
     B = np.random.default_rng(0).standard_normal((3, 5))
     A = jax_sparse(D.astype(np.float32), kind)
-    X = jax.jit(lambda A, B: sparse_triangular_solve(A, B, upper=False))(A, jnp.asarray(B, jnp.float32))
+    X = jax.jit(lambda A, B: sparse_triangular_solve(A, B, upper=False))(
+        A, jnp.asarray(B, jnp.float32)
+    )
     assert X.shape == (3, 5)
     np.testing.assert_allclose(X, np.linalg.solve(D, B[..., None])[..., 0], **TOL32)
-    g = jax.grad(lambda d: jnp.sum(sparse_triangular_solve(jax_with_data(A, d), jnp.asarray(B, jnp.float32), upper=False)))(A.data)
+    g = jax.grad(
+        lambda d: jnp.sum(
+            sparse_triangular_solve(jax_with_data(A, d), jnp.asarray(B, jnp.float32), upper=False)
+        )
+    )(A.data)
     _, dA, _ = _reference(D, B[..., None], np.ones((3, 5, 1)), False, False)
     np.testing.assert_allclose(jax_sparse_grad_dense(A, g), dA * (D != 0), **TOL32)
 
@@ -134,12 +140,17 @@ def test_vmap_over_rhs_and_over_matrices():
     def f(d, i, B):
         return solve(BCOO((d, i), shape=(6, 6)), B)
 
-    np.testing.assert_allclose(jax.jit(jax.vmap(f))(data, idx, jnp.asarray(Bs[:3])),
-                               np.linalg.solve(Ds, Bs[:3]), **TOL32)
-    g = jax.vmap(jax.grad(lambda d, i, B: jnp.sum(f(d, i, B)), (0, 2)))(data, idx, jnp.asarray(Bs[:3]))
+    np.testing.assert_allclose(
+        jax.jit(jax.vmap(f))(data, idx, jnp.asarray(Bs[:3])), np.linalg.solve(Ds, Bs[:3]), **TOL32
+    )
+    g = jax.vmap(jax.grad(lambda d, i, B: jnp.sum(f(d, i, B)), (0, 2)))(
+        data, idx, jnp.asarray(Bs[:3])
+    )
     for k in range(3):
         _, dA, dB = _reference(Ds[k], Bs[k], np.ones((6, 2)), False, False)
-        np.testing.assert_allclose(jax_sparse_grad_dense(As[k], g[0][k]), dA * (Ds[k] != 0), **TOL32)
+        np.testing.assert_allclose(
+            jax_sparse_grad_dense(As[k], g[0][k]), dA * (Ds[k] != 0), **TOL32
+        )
         np.testing.assert_allclose(g[1][k], dB, **TOL32)
 
 
@@ -148,7 +159,11 @@ def test_wrong_side_entries_raise_eagerly_and_under_jit():
     D = _tri(n=5, upper=False)
     A = jax_sparse(D.astype(np.float32), "bcsr")
     B = jnp.ones((5, 1), jnp.float32)
-    with pytest.raises(ValueError, match=r"A: expected an upper-triangular matrix \(upper=True\), got \d+ stored entries below the diagonal, e.g. at \(\d+, \d+\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"A: expected an upper-triangular matrix \(upper=True\), got \d+ stored entries "
+        r"below the diagonal, e.g. at \(\d+, \d+\)",
+    ):
         sparse_triangular_solve(A, B, upper=True)
     # under jit the pattern is only known when the kernel runs: it checks and raises there
     with pytest.raises(Exception, match=r"A: expected an upper-triangular matrix"):
@@ -158,16 +173,26 @@ def test_wrong_side_entries_raise_eagerly_and_under_jit():
 def test_stored_diagonal_with_unitriangular_raises():
     D = _tri(n=5, upper=True)
     A = jax_sparse(D.astype(np.float32), "bcoo")
-    with pytest.raises(ValueError, match=r"A: expected a strictly triangular matrix with unitriangular=True .* got 5 stored diagonal entries"):
+    with pytest.raises(
+        ValueError,
+        match=r"A: expected a strictly triangular matrix with unitriangular=True .* "
+        r"got 5 stored diagonal entries",
+    ):
         sparse_triangular_solve(A, jnp.ones(5, jnp.float32), unitriangular=True)
     with pytest.raises(Exception, match=r"got 5 stored diagonal entries"):
-        jax.jit(lambda d: sparse_triangular_solve(jax_with_data(A, d), jnp.ones(5, jnp.float32), unitriangular=True))(A.data).block_until_ready()
+        jax.jit(
+            lambda d: sparse_triangular_solve(
+                jax_with_data(A, d), jnp.ones(5, jnp.float32), unitriangular=True
+            )
+        )(A.data).block_until_ready()
 
 
 def test_singular_diagonal_raises():
     D = _tri(n=5, upper=True)
     D[2, 2] = 0.0  # not stored
-    with pytest.raises(ValueError, match=r"expected a nonzero stored diagonal .* got 1 missing and 0 zero"):
+    with pytest.raises(
+        ValueError, match=r"expected a nonzero stored diagonal .* got 1 missing and 0 zero"
+    ):
         sparse_triangular_solve(jax_sparse(D.astype(np.float32), "bcsr"), jnp.ones(5, jnp.float32))
     A = jax_sparse(_tri(n=5, upper=True).astype(np.float32), "bcoo")
     data = jnp.where((A.indices[:, 0] == A.indices[:, 1]) & (A.indices[:, 0] == 3), 0.0, A.data)
@@ -178,19 +203,30 @@ def test_singular_diagonal_raises():
 def test_batched_wrong_side_reports_batch_position():
     D = _tri(n=4, batch=2, upper=True)
     D[1, 3, 0] = 1.0
-    with pytest.raises(ValueError, match=r"1 stored entries below the diagonal, e.g. at \(1, 3, 0\)"):
-        sparse_triangular_solve(jax_sparse(D.astype(np.float32), "bcsr"), jnp.ones((2, 4), jnp.float32))
+    with pytest.raises(
+        ValueError, match=r"1 stored entries below the diagonal, e.g. at \(1, 3, 0\)"
+    ):
+        sparse_triangular_solve(
+            jax_sparse(D.astype(np.float32), "bcsr"), jnp.ones((2, 4), jnp.float32)
+        )
 
 
 def test_bad_arguments():
     A = jax_sparse(_tri(n=5).astype(np.float32), "bcsr")
-    with pytest.raises(ValueError, match=r"A: expected a square matrix, got a BCOO matrix of shape \(5, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"A: expected a square matrix, got a BCOO matrix of shape \(5, 4\)"
+    ):
         sparse_triangular_solve(BCOO.fromdense(jnp.ones((5, 4))), jnp.ones(4))
     with pytest.raises(ValueError, match=r"B: expected 5 rows to match A's 5 columns"):
         sparse_triangular_solve(A, jnp.ones((4, 2), jnp.float32), upper=False)
     with pytest.raises(TypeError, match=r"upper: expected a bool, got str 'yes'"):
         sparse_triangular_solve(A, jnp.ones(5, jnp.float32), upper="yes")
-    with pytest.raises(TypeError, match=r"A: expected a jax.experimental.sparse BCOO or BCSR matrix, got a dense array"):
+    with pytest.raises(
+        TypeError,
+        match=r"A: expected a jax.experimental.sparse BCOO or BCSR matrix, got a dense array",
+    ):
         sparse_triangular_solve(jnp.eye(5), jnp.ones(5))
-    with pytest.raises(TypeError, match=r"B: expected a dense jax.Array, got an object of type builtins.list"):
+    with pytest.raises(
+        TypeError, match=r"B: expected a dense jax.Array, got an object of type builtins.list"
+    ):
         sparse_triangular_solve(A, [1.0] * 5, upper=False)
