@@ -85,6 +85,19 @@ def _check_triangular(crow, col, values, *, shape, upper: bool, unitriangular: b
         )
 
 
+def _strictly_sorted(crow, col) -> bool:
+    """Whether the columns of a row-sorted CSR pattern increase strictly within each row."""
+    import torch
+
+    if col.numel() < 2:
+        return True
+    step = col[1:] > col[:-1]
+    starts = crow[1:-1].long()  # a new row may start anywhere: those steps are free
+    starts = starts[(starts > 0) & (starts < col.numel())]
+    step[starts - 1] = True
+    return bool(torch.all(step))
+
+
 def _solve_kernel(
     crow, col, values, B, *, shape, csr_shape, upper, unitriangular, transpose, check
 ):
@@ -95,6 +108,11 @@ def _solve_kernel(
     if int(crow[-1]) == 0:  # only valid with unitriangular=True: op(A) is the identity
         return B.clone()
     M = _torch_csr(crow, col, values, csr_shape)
+    if not _strictly_sorted(crow, M.col_indices()):
+        # MKL needs sorted, distinct columns per row: sum duplicate BCOO entries and sort
+        # (built afresh: torch marks a CSR -> COO conversion coalesced without checking)
+        C = M.to_sparse_coo()
+        M = torch.sparse_coo_tensor(C.indices(), C.values(), C.shape).coalesce().to_sparse_csr()
     return torch.triangular_solve(
         B, M, upper=upper, transpose=transpose, unitriangular=unitriangular
     ).solution
