@@ -6,7 +6,7 @@ triangle with a dominant diagonal, and the SPD 7-point Poisson matrix; ``p = 32`
 sides. Every JAX variant runs under ``jax.jit``, forward + backward (``jax.value_and_grad`` of
 ``<G, op(A, B)>`` for A's data and B), with the index arrays passed as arguments (not closed
 over: XLA would constant-fold them at compile time). Times are the minimum over interleaved
-rounds (``benchmarks.sparse_mm.timeit_interleaved``; the machine may be shared).
+rounds (``benchmarks._timing.timeit_interleaved``; the machine may be shared).
 
 1. ``jax_api.sparse_mm`` vs differentiating JAX's ``BCOO @ B`` and ``BCSR @ B``. Targets: time
    ratio <= 0.5 and a lower peak memory. Peak memory: each variant runs in a fresh subprocess
@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from benchmarks._problems import lower, poisson3d, stencil27
-from benchmarks.sparse_mm import timeit_interleaved
+from benchmarks._timing import timeit_interleaved
 
 P = 32
 ROOT = Path(__file__).resolve().parent.parent

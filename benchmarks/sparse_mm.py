@@ -31,37 +31,18 @@ import json
 import os
 import subprocess
 import sys
-import time
 from functools import partial
 from pathlib import Path
 
 import torch
 
 from benchmarks._problems import stencil27
+from benchmarks._timing import timeit_interleaved
 from torch_api import sparse_mm
 
 P = 32
 LAYOUTS = {"coo": (torch.sparse_coo, torch.int64), "csr": (torch.sparse_csr, torch.int32)}
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def timeit_interleaved(fns: dict, *, repeat: int, sync=None, slow=(), slow_repeat=3) -> dict:
-    """Minimum wall time in seconds of each zero-argument callable, measured in interleaved
-    rounds (one call of each per round, after one warm-up call each): on a shared machine the
-    others' load only adds time, and every candidate sees the same conditions. Names in
-    ``slow`` run only ``slow_repeat`` rounds."""
-    best = dict.fromkeys(fns, float("inf"))
-    for r in range(repeat + 1):
-        for name, fn in fns.items():
-            if name in slow and r > slow_repeat:
-                continue
-            t0 = time.perf_counter()
-            fn()
-            if sync:
-                sync()
-            if r:  # round 0 is the warm-up
-                best[name] = min(best[name], time.perf_counter() - t0)
-    return best
 
 
 def _tsgu():

@@ -21,7 +21,7 @@ from functools import partial
 import torch
 
 from benchmarks._problems import lower, stencil27
-from benchmarks.sparse_mm import timeit_interleaved
+from benchmarks._timing import timeit_interleaved
 from torch_api import sparse_triangular_solve
 
 P = 32
