@@ -234,3 +234,22 @@ def report(solver: str, info: SolveInfo, maxiter: int | None = None) -> SolveInf
     tol = jnp.broadcast_to(info.tolerance, jnp.shape(info.converged))
     jax.debug.callback(partial(_warn, solver, maxiter), info.converged, its, info.residual, tol)
     return info
+
+
+def solve_with_jax(name: str, jax_solver, A, B, x0, tol, atol, maxiter, **options):
+    """Run one of JAX's own solvers column by column with a residual-checked, reported info.
+
+    ``jax_solver(matvec, b, x0=, tol=, atol=, maxiter=, **options)`` is e.g.
+    ``jax.scipy.sparse.linalg.cg``; JAX returns no convergence information, so it is computed
+    from the true residual of each column.
+    """
+    op = as_operator(A)
+    B = check_rhs_for(op, B, 0)
+    x0 = check_x0(x0, B)
+
+    def one(b, x):
+        sol, _ = jax_solver(op.matvec, b, x0=x, tol=tol, atol=atol, maxiter=maxiter, **options)
+        return sol, checked_info(op.matvec, b, sol, tol, atol)
+
+    X, info = by_column(one, B, x0)
+    return X, report(name, info, default_maxiter(maxiter, B.shape[0]))

@@ -9,15 +9,7 @@ from __future__ import annotations
 
 import jax
 
-from ._common import (
-    as_operator,
-    by_column,
-    check_rhs_for,
-    check_x0,
-    checked_info,
-    default_maxiter,
-    report,
-)
+from ._common import solve_with_jax
 
 __all__ = ["bicgstab"]
 
@@ -41,15 +33,6 @@ def bicgstab(
     Example:
         >>> X, info = bicgstab(BCSR.fromdense(jnp.array([[2.0, 1.0], [0.0, 3.0]])), jnp.ones(2))
     """
-    op = as_operator(A)
-    B = check_rhs_for(op, B, 0)
-    x0 = check_x0(x0, B)
-
-    def one(b, x):
-        sol, _ = jax.scipy.sparse.linalg.bicgstab(
-            op.matvec, b, x0=x, tol=tol, atol=atol, maxiter=maxiter, M=M
-        )
-        return sol, checked_info(op.matvec, b, sol, tol, atol)
-
-    X, info = by_column(one, B, x0)
-    return X, report("bicgstab", info, default_maxiter(maxiter, B.shape[0]))
+    return solve_with_jax(
+        "bicgstab", jax.scipy.sparse.linalg.bicgstab, A, B, x0, tol, atol, maxiter, M=M
+    )

@@ -11,15 +11,7 @@ from __future__ import annotations
 
 import jax
 
-from ._common import (
-    as_operator,
-    by_column,
-    check_rhs_for,
-    check_x0,
-    checked_info,
-    default_maxiter,
-    report,
-)
+from ._common import solve_with_jax
 
 __all__ = ["cg"]
 
@@ -41,15 +33,6 @@ def cg(A, B: jax.Array, *, x0=None, tol: float = 1e-5, atol: float = 0.0, maxite
     Example:
         >>> X, info = cg(BCOO.fromdense(4 * jnp.eye(3)), jnp.ones(3))
     """
-    op = as_operator(A)
-    B = check_rhs_for(op, B, 0)
-    x0 = check_x0(x0, B)
-
-    def one(b, x):
-        sol, _ = jax.scipy.sparse.linalg.cg(
-            op.matvec, b, x0=x, tol=tol, atol=atol, maxiter=maxiter, M=M
-        )
-        return sol, checked_info(op.matvec, b, sol, tol, atol)
-
-    X, info = by_column(one, B, x0)
-    return X, report("cg", info, default_maxiter(maxiter, B.shape[0]))
+    return solve_with_jax(
+        "cg", jax.scipy.sparse.linalg.cg, A, B, x0, tol, atol, maxiter, M=M
+    )
