@@ -22,67 +22,13 @@ from functools import partial
 import jax
 import numpy as np
 
+from torch_api._triangular_solve import check_triangular_csr as _check_triangular
+
 from ._pattern import Pattern, _torch_csr, torch_call
 from ._solve import implicit_solve
 from ._validate import check_rhs, check_sparse, is_concrete
 
 __all__ = ["sparse_triangular_solve"]
-
-
-def _check_triangular(crow, col, values, *, shape, upper: bool, unitriangular: bool) -> None:
-    """O(nnz) checks on the flat CSR (torch tensors; NumPy does the work on CPU, where it is
-    several times faster for these small passes); positions in the caller's coordinates."""
-    import torch
-
-    n = shape[-1]
-    nv = int(crow[-1])
-    N = crow.shape[0] - 1
-    if crow.device.type == "cpu":
-        crow, cols, values = crow.numpy(), col[:nv].numpy(), values[:nv].numpy()
-        rows = np.repeat(np.arange(N, dtype=cols.dtype), np.diff(crow))
-        first = lambda mask: int(np.argmax(mask))
-        rows_or_n = lambda mask: np.where(mask, rows, N)
-        flags = np.zeros(N + 1, dtype=bool)
-    else:
-        cols, values = col[:nv], values[:nv]
-        rows = torch.repeat_interleave(
-            torch.arange(N, device=cols.device, dtype=cols.dtype),
-            crow[1:] - crow[:-1],
-            output_size=nv,
-        )
-        first = lambda mask: int(torch.argmax(mask.to(torch.uint8)))
-        rows_or_n = lambda mask: torch.where(mask, rows, N).long()
-        flags = torch.zeros(N + 1, dtype=torch.bool, device=cols.device)
-
-    def where(mask) -> str:
-        k = first(mask)
-        r, c = int(rows[k]), int(cols[k])
-        return f"({r}, {c})" if len(shape) == 2 else f"({r // n}, {r % n}, {c % n})"
-
-    wrong = rows > cols if upper else rows < cols
-    if bool(wrong.any()):
-        side = "below" if upper else "above"
-        raise ValueError(
-            f"A: expected {'an upper' if upper else 'a lower'}-triangular matrix (upper={upper}), "
-            f"got {int(wrong.sum())} stored entries {side} the diagonal, e.g. at {where(wrong)}."
-        )
-    diag = rows == cols
-    if unitriangular:
-        if bool(diag.any()):
-            raise ValueError(
-                "A: expected a strictly triangular matrix with unitriangular=True (the unit "
-                f"diagonal is implicit), got {int(diag.sum())} stored diagonal entries, "
-                f"e.g. at {where(diag)}."
-            )
-        return
-    zero = int((diag & (values == 0)).sum())
-    flags[rows_or_n(diag)] = True  # rows that store a diagonal entry
-    missing = N - int(flags[:N].sum())
-    if missing or zero:
-        raise ValueError(
-            f"A: expected a nonzero stored diagonal (unitriangular=False), got {missing} missing "
-            f"and {zero} zero diagonal entries out of {N}: the matrix is singular."
-        )
 
 
 def _strictly_sorted(crow, col) -> bool:

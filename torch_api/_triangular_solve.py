@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import torch
 
 from ._pattern import Pattern
@@ -23,48 +24,71 @@ from ._validate import check_rhs, check_sparse
 
 
 def _check_triangular(pattern: Pattern, values: torch.Tensor, upper: bool, unitriangular: bool):
-    """O(nnz) structural checks; the messages give a position in the caller's coordinates."""
+    """Sorted CSR columns (MKL needs them), then the shared structural checks."""
     rows, cols = pattern.rows(), pattern.col
-    n = pattern.shape[-1]
-
-    def where(flat_row: int, flat_col: int) -> str:
-        if pattern.batch is None:
-            return f"({flat_row}, {flat_col})"
-        return f"({flat_row // n}, {flat_row % n}, {flat_col % n})"
-
     if pattern.nnz > 1 and not bool(((rows[1:] > rows[:-1]) | (cols[1:] > cols[:-1])).all()):
         raise ValueError(
             "A: expected CSR column indices sorted and distinct within each row (torch's CSR "
             "invariant, which MKL's triangular solve relies on), got unsorted or repeated ones; "
             "rebuild A, e.g. A.to_sparse_coo().coalesce().to_sparse_csr()."
         )
+    check_triangular_csr(
+        pattern.crow, cols, values, shape=pattern.shape, upper=upper, unitriangular=unitriangular
+    )
+
+
+def check_triangular_csr(crow, col, values, *, shape, upper: bool, unitriangular: bool) -> None:
+    """O(nnz) triangularity checks on a flat, row-sorted CSR pattern (torch tensors; padding after
+    ``crow[-1]`` ignored, duplicates allowed; NumPy does the work on CPU, where it is
+    several times faster for these small passes); positions in the caller's coordinates."""
+    n = shape[-1]
+    nv = int(crow[-1])
+    N = crow.shape[0] - 1
+    if crow.device.type == "cpu":
+        crow, cols, values = crow.numpy(), col[:nv].numpy(), values[:nv].numpy()
+        rows = np.repeat(np.arange(N, dtype=cols.dtype), np.diff(crow))
+        first = lambda mask: int(np.argmax(mask))
+        rows_or_n = lambda mask: np.where(mask, rows, N)
+        flags = np.zeros(N + 1, dtype=bool)
+    else:
+        cols, values = col[:nv], values[:nv]
+        rows = torch.repeat_interleave(
+            torch.arange(N, device=cols.device, dtype=cols.dtype),
+            crow[1:] - crow[:-1],
+            output_size=nv,
+        )
+        first = lambda mask: int(torch.argmax(mask.to(torch.uint8)))
+        rows_or_n = lambda mask: torch.where(mask, rows, N).long()
+        flags = torch.zeros(N + 1, dtype=torch.bool, device=cols.device)
+
+    def where(mask) -> str:
+        k = first(mask)
+        r, c = int(rows[k]), int(cols[k])
+        return f"({r}, {c})" if len(shape) == 2 else f"({r // n}, {r % n}, {c % n})"
+
     wrong = rows > cols if upper else rows < cols
     if bool(wrong.any()):
-        k = int(wrong.nonzero()[0, 0])
         side = "below" if upper else "above"
         raise ValueError(
-            f"A: expected a {'upper' if upper else 'lower'}-triangular matrix (upper={upper}), "
-            f"got {int(wrong.sum())} stored entries {side} the diagonal, "
-            f"e.g. at {where(int(rows[k]), int(cols[k]))}."
+            f"A: expected {'an upper' if upper else 'a lower'}-triangular matrix (upper={upper}), "
+            f"got {int(wrong.sum())} stored entries {side} the diagonal, e.g. at {where(wrong)}."
         )
     diag = rows == cols
     if unitriangular:
         if bool(diag.any()):
-            k = int(diag.nonzero()[0, 0])
             raise ValueError(
                 "A: expected a strictly triangular matrix with unitriangular=True (the unit "
                 f"diagonal is implicit), got {int(diag.sum())} stored diagonal entries, "
-                f"e.g. at {where(int(rows[k]), int(cols[k]))}."
+                f"e.g. at {where(diag)}."
             )
         return
-    total = pattern.nb * n
-    diag_values = values[diag]
-    zero = int((diag_values == 0).sum())
-    missing = total - diag_values.numel()
+    zero = int((diag & (values == 0)).sum())
+    flags[rows_or_n(diag)] = True  # rows that store a diagonal entry
+    missing = N - int(flags[:N].sum())
     if missing or zero:
         raise ValueError(
             f"A: expected a nonzero stored diagonal (unitriangular=False), got {missing} missing "
-            f"and {zero} zero diagonal entries out of {total}: the matrix is singular."
+            f"and {zero} zero diagonal entries out of {N}: the matrix is singular."
         )
 
 
