@@ -1,84 +1,179 @@
-"""Run the benchmark suite: ``python -m benchmarks [--device cpu|cuda] [--quick] [--only NAME ...]``.
+"""``python -m benchmarks``: every operation of both frontends against the alternatives.
 
-Each benchmark module exposes ``run(device, quick) -> list[dict]``; every row names what was
-measured and, where the issues set a target, the measured ratio and the target. Results are
-printed as a table and written to ``benchmarks/results/<device>[-quick].json``.
+The quick suite (the default) runs the built-in problems at a small size in under 3 minutes on a
+2-core CPU; ``--suite full`` runs them at the sizes the issues name (the 27-point stencil of a
+50^3 grid, 3.3M nonzeros), random matrices at several densities and the memory-scaling run.
+See ``--help`` for the options and ``benchmarks/_report.py`` for what is written where.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import json
-import platform
+import os
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import torch
 
-MODULES = [
+MODULES = (
     "sparse_mm",
     "triangular_solve",
     "generic_solve",
+    "generic_lstsq",
     "solve_bridges",
     "indexed_mm",
-    "encoder_memory",
-    "jax_ops",
-]
+    "logsumexp",
+    "encoder",
+    "memory_scaling",
+)
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+INDEX = {"int32": torch.int32, "int64": torch.int64}
+ROOT = Path(__file__).resolve().parent
 
 
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--suite", choices=("quick", "full"), default="quick")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
+    p.add_argument("--index-dtype", choices=tuple(INDEX), default="int32",
+                   help="CSR index dtype (torch stores COO indices as int64)")
+    p.add_argument("--layout", nargs="+", choices=("coo", "csr"), default=None,
+                   help="sparse layouts to run (default: both)")
+    p.add_argument("--rhs", type=int, default=None, help="right-hand sides / columns of B")
+    p.add_argument("--size", type=int, default=None,
+                   help="grid side k of the built-in matrices (quick 20, full 50)")
+    p.add_argument("--repeats", type=int, default=None, help="timed rounds per case")
+    p.add_argument("--budget", type=float, default=None,
+                   help="seconds of timing per implementation and case before it stops repeating")
+    p.add_argument("--ops", nargs="+", choices=MODULES, default=None, help="benchmarks to run")
+    p.add_argument("--matrix", type=Path, default=None,
+                   help="a Matrix Market file (.mtx) to use instead of the built-in matrices")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default benchmarks/results/<device>)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--readme", action="store_true",
+                   help="paste this run's goal table and plots into README.md")
+    p.add_argument("--verbose", action="store_true", help="print tracebacks of failures")
+    return p
+
+
+def _child_env(args) -> dict | None:
+    """The environment the measuring process needs, or None when this process already has it."""
+    from benchmarks._memory import CPU_ENV
+
+    want = dict(CPU_ENV) if args.device == "cpu" else {}
+    if args.dtype == "float64":
+        want["JAX_ENABLE_X64"] = "1"
+    if all(os.environ.get(k) == v for k, v in want.items()):
+        return None
+    return {**os.environ, **want}
+
+
+class Progress:
+    """One updating status line on a terminal, a line per case otherwise."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.tty = total, 0, sys.stderr.isatty()
+        self.start = time.perf_counter()
+
+    def __call__(self, msg: str) -> None:
+        if self.tty:
+            bar = "#" * int(20 * self.done / max(self.total, 1))
+            line = f"[{bar:<20}] {self.done}/{self.total} {time.perf_counter() - self.start:5.0f}s {msg}"
+            sys.stderr.write("\r" + line[:150].ljust(150))
+            sys.stderr.flush()
+
+    def step(self, label: str) -> None:
+        self.done += 1
+        if self.tty:
+            sys.stderr.write("\r" + " " * 150 + "\r")
+        else:
+            elapsed = time.perf_counter() - self.start
+            print(f"[{self.done}/{self.total}] {elapsed:.0f}s {label}", file=sys.stderr, flush=True)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--quick", action="store_true", help="small problems (a smoke run)")
-    p.add_argument("--only", nargs="*", choices=MODULES, help="run only these benchmarks")
-    args = p.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser().parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
-        p.error("--device cuda: no CUDA device is available")
+        parser().error("--device cuda: torch sees no CUDA device here")
+    env = _child_env(args)
+    if env is not None and sys.platform.startswith("linux"):
+        # allocator settings take effect at process start: run the measurement in a child
+        os.execve(sys.executable, [sys.executable, "-m", "benchmarks", *argv], env)
 
-    rows, failed = [], []
-    for name in args.only or MODULES:
-        start = time.perf_counter()
-        print(f"== {name} ==", flush=True)
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+    warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
+    from benchmarks import _report
+    from benchmarks._harness import measure
+    from benchmarks._problems import Config
+
+    cfg = Config.for_suite(
+        args.suite, device=args.device, dtype=DTYPES[args.dtype],
+        index_dtype=INDEX[args.index_dtype], layouts=tuple(args.layout or ("coo", "csr")),
+        rhs=args.rhs or 32, size=args.size, repeats=args.repeats, budget_s=args.budget,
+        matrix=args.matrix, ops=tuple(args.ops or MODULES),
+    )
+    out = args.out or ROOT / "results" / _report.device_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    tag = cfg.suite + (f"-{args.matrix.stem}" if args.matrix else "")
+    env_info = _report.environment(cfg)
+    print(f"sparsegradutils benchmarks: suite {cfg.suite}, {cfg.device}, {args.dtype}, "
+          f"grid {cfg.size}^3, rhs {cfg.rhs}; {env_info['cpu']}", flush=True)
+
+    cases, scaling_mods = [], []
+    for name in cfg.ops:
+        mod = importlib.import_module(f"benchmarks.{name}")
+        if hasattr(mod, "cases"):
+            cases.extend(mod.cases(cfg))
+        else:
+            scaling_mods.append(mod)
+    progress = Progress(len(cases) + len(scaling_mods))
+    runs, failed = [], []
+    for case in cases:
+        results = measure(case, device=cfg.device, repeats=cfg.repeats, budget_s=cfg.budget_s,
+                          progress=progress, verbose=args.verbose)
+        progress.step(f"{case.op} [{case.problem}]")
+        _report.print_case(case, results)
+        failed += [f"{case.op} [{case.problem}] {r.impl}: {r.status}"
+                   for r in results.values() if r.ours and not r.ok]
+        runs.append((case, results))
+    scaling = []
+    for mod in scaling_mods:
+        scaling.extend(mod.run(cfg, progress))
+        progress.step(mod.__name__)
+
+    ratios = _report.ratio_rows(runs)
+    goals = [r for r in ratios if "limit" in r]
+    _report.print_goals(goals)
+    _report.write_csv(out / f"{tag}-results.csv", _report.result_rows(runs), env_info)
+    _report.write_csv(out / f"{tag}-ratios.csv", ratios)
+    _report.write_csv(out / f"{tag}-goals.csv", goals)
+    if scaling:
+        _report.write_csv(out / f"{tag}-scaling.csv", scaling, env_info)
+    summary = _report.summary_markdown(goals, env_info)
+    plots = []
+    if not args.no_plots:
         try:
-            mod = importlib.import_module(f"benchmarks.{name}")
-            got = mod.run(args.device, args.quick)
-        except ImportError as exc:  # an optional backend that is not installed
-            print(f"   skipped: {exc}", flush=True)
-            continue
-        except Exception:
-            traceback.print_exc()
-            failed.append(name)
-            continue
-        for row in got:
-            row.setdefault("benchmark", name)
-            print("   " + "  ".join(f"{k}={_fmt(v)}" for k, v in row.items()), flush=True)
-        rows.extend(got)
-        print(f"   ({time.perf_counter() - start:.1f} s)", flush=True)
-
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    meta = {
-        "device": args.device,
-        "quick": args.quick,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "machine": platform.platform(),
-        "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None,
-    }
-    path = out / f"{args.device}{'-quick' if args.quick else ''}.json"
-    path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, default=str))
-    print(f"results written to {path}")
+            from benchmarks import _plots
+        except ImportError as exc:
+            print(f"no plots: {exc} (pip install 'sparsegradutils[bench]')")
+        else:
+            plots = _plots.write_all(out, tag, runs, scaling)
+    (out / f"{tag}-summary.md").write_text(summary)
+    print(f"\nresults written to {out}/{tag}-*")
+    if args.readme:
+        rel = [p.relative_to(ROOT.parent) for p in plots]
+        _report.update_readme(ROOT.parent / "README.md",
+                              summary + "".join(f"\n![{p.stem}]({p.as_posix()})\n" for p in rel))
     if failed:
-        print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
+        print("FAILED (ours):\n  " + "\n  ".join(failed), file=sys.stderr)
         return 1
     return 0
 

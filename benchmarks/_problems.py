@@ -1,107 +1,157 @@
-"""Test matrices shared by the benchmarks: grid stencils on a ``k x k x k`` grid.
+"""The benchmark's settings and its matrices, built with the library's own generators.
 
-- :func:`poisson3d`: the SPD 7-point Laplacian (Dirichlet boundary), for CG / generic solves.
-- :func:`stencil27`: the 27-point-stencil pattern with random values (about 3.3M nonzeros at
-  ``k = 50``), a stand-in for the SuiteSparse matrix Rothberg/cfd2.
-- :func:`lower`: the lower-triangular part of a matrix with a dominant diagonal, for
-  triangular solves.
+Built-in matrices (nothing is downloaded), all from :class:`torch_api.encoders.PairwiseEncoder`
+on a ``(1, k, k, k)`` volume, so a stencil is "every voxel coupled to its neighbours":
 
-Every builder returns a coalesced COO (int64 indices: torch stores COO indices as int64 whatever
-they were built with) or a CSR tensor with the requested index dtype.
+- ``general``: the 27-point stencil (radius 1.75 takes the 26 neighbours), off-diagonal values
+  uniform in [-1, 1), diagonal 27; at k = 50 it has 125,000 rows and about 3.3M nonzeros, a
+  stand-in for SuiteSparse Rothberg/cfd2;
+- ``spd``: the SPD 7-point Poisson matrix (6 on the diagonal, -1 to each face neighbour);
+- ``lower``: the lower triangle of the 27-point stencil (``upper=False``) with the diagonal 27;
+- ``random(density)``: :func:`torch_api.utils.rand_sparse` with a dominant diagonal.
+
+``--matrix PATH.mtx`` replaces them with a Matrix Market file read by ``scipy.io.mmread``:
+``general`` is the matrix itself, ``lower`` its lower triangle with the diagonal replaced by
+``1 + sum |row|``, ``spd`` its symmetric part with the same dominant diagonal.
 """
 
 from __future__ import annotations
 
-import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import torch
 
+import bridge
+from torch_api.encoders import PairwiseEncoder
+from torch_api.utils import rand_sparse
 
-def _grid_matrix(
-    k: int,
-    offsets,
-    values: torch.Tensor | None,
-    diag_value,
-    dtype,
-    layout,
-    index_dtype,
-    generator=None,
-) -> torch.Tensor:
-    """Entries ``(p, p + o)`` for each grid point ``p`` and offset ``o`` staying in the grid."""
-    coords = torch.stack(torch.meshgrid(*(torch.arange(k),) * 3, indexing="ij"), -1).reshape(-1, 3)
-    strides = torch.tensor([k * k, k, 1])
-    rows_l, cols_l, vals_l = [], [], []
-    for off in offsets:
-        o = torch.tensor(off)
-        nb = coords + o
-        keep = ((nb >= 0) & (nb < k)).all(-1)
-        r = (coords[keep] * strides).sum(-1)
-        c = (nb[keep] * strides).sum(-1)
-        rows_l.append(r)
-        cols_l.append(c)
-        if off == (0, 0, 0):
-            v = torch.full((r.numel(),), float(diag_value), dtype=torch.float64)
-        elif values is None:
-            v = torch.rand(r.numel(), generator=generator, dtype=torch.float64) * 2 - 1
-        else:
-            v = torch.full((r.numel(),), float(values), dtype=torch.float64)
-        vals_l.append(v)
-    rows, cols, vals = torch.cat(rows_l), torch.cat(cols_l), torch.cat(vals_l)
-    n = k**3
-    order = torch.argsort(rows * n + cols)
-    rows, cols, vals = rows[order], cols[order], vals[order].to(dtype)
-    return _assemble(rows, cols, vals, n, layout, index_dtype)
+LAYOUTS = {"coo": torch.sparse_coo, "csr": torch.sparse_csr}
 
 
-def _assemble(rows, cols, vals, n, layout, index_dtype) -> torch.Tensor:
-    """Sorted (row, col) triplets as a coalesced COO or a CSR tensor."""
-    if layout == torch.sparse_coo:
-        return torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (n, n), is_coalesced=True)
-    if layout != torch.sparse_csr:
-        raise ValueError(f"layout: expected torch.sparse_coo or torch.sparse_csr, got {layout}")
-    crow = torch._convert_indices_from_coo_to_csr(rows, n, out_int32=index_dtype == torch.int32)
-    return torch.sparse_csr_tensor(crow, cols.to(index_dtype), vals, (n, n))
+@dataclass
+class Config:
+    device: str = "cpu"
+    suite: str = "quick"
+    dtype: torch.dtype = torch.float32
+    index_dtype: torch.dtype = torch.int32  # CSR indices; torch's COO indices are int64
+    layouts: tuple = ("coo", "csr")
+    rhs: int = 32
+    size: int = 20  # grid side k of the built-in matrices
+    repeats: int = 5
+    budget_s: float = 2.0  # timing budget of one implementation on one case
+    matrix: Path | None = None
+    ops: tuple = ()
+    out: Path | None = None
+    densities: tuple = ()  # random matrices for sparse_mm (full suite)
+    scaling_sizes: tuple = ()  # grid sides of the memory-scaling run
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def for_suite(cls, suite: str, **overrides) -> Config:
+        base = {
+            "quick": dict(size=20, repeats=5, budget_s=1.5, scaling_sizes=(8, 16, 28)),
+            "full": dict(
+                size=50,
+                repeats=10,
+                budget_s=20.0,
+                densities=(1e-4, 1e-3, 1e-2),
+                scaling_sizes=(10, 16, 24, 34, 50),
+            ),
+        }[suite]
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(suite=suite, **base)
+
+    @property
+    def dtype_name(self) -> str:
+        return str(self.dtype).removeprefix("torch.")
+
+    def index_name(self, layout: str) -> str:
+        return "int64" if layout == "coo" else str(self.index_dtype).removeprefix("torch.")
+
+    # ---------------------------------------------------------------- matrices, cached per run
+    def matrix_for(self, kind: str, layout: str = "csr", size: int | None = None) -> torch.Tensor:
+        """``kind`` in general / spd / lower / random:<density>, as a torch tensor on device."""
+        key = (kind, layout, size)
+        if key not in self._cache:
+            A = self._host_csr(kind, size or self.size)
+            self._cache[key] = as_layout(A, layout, self.index_dtype).to(self.device)
+        return self._cache[key]
+
+    def name_of(self, kind: str, size: int | None = None) -> str:
+        if self.matrix is not None:
+            return f"{Path(self.matrix).name} ({kind})"
+        k = size or self.size
+        if kind.startswith("random:"):
+            return f"random n={8 * k * k} density={kind.split(':')[1]}"
+        return {"general": "27-point stencil", "spd": "7-point Poisson", "lower": "27-point lower"}[
+            kind
+        ] + f" {k}^3"
+
+    def _host_csr(self, kind: str, k: int) -> torch.Tensor:
+        if self.matrix is not None:
+            return _from_mtx(self.matrix, kind, self.dtype)
+        if kind.startswith("random:"):
+            n = 8 * k * k  # 3,200 at k = 20; 20,000 at k = 50
+            nnz = max(int(float(kind.split(":")[1]) * n * n), n)
+            return rand_sparse(
+                (n, n), nnz, torch.sparse_csr, indices_dtype=torch.int64,
+                values_dtype=self.dtype, well_conditioned=True,
+            )
+        return stencil(k, kind, self.dtype)
+
+    def dense(self, rows: int, cols: int | None = None, seed: int = 1) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(rows, cols or self.rhs, generator=g, dtype=torch.float64)
+        return x.to(self.dtype).to(self.device)
 
 
-def poisson3d(
-    k: int, dtype=torch.float32, layout=torch.sparse_csr, index_dtype=torch.int32
-) -> torch.Tensor:
-    """SPD 7-point Laplacian of a ``k^3`` grid: 6 on the diagonal, -1 to each face neighbour."""
-    offsets = [(0, 0, 0)] + [
-        tuple(s * (i == d) for i in range(3)) for d in range(3) for s in (-1, 1)
-    ]
-    return _grid_matrix(k, offsets, -1.0, 6.0, dtype, layout, index_dtype)
-
-
-def stencil27(
-    k: int, dtype=torch.float32, layout=torch.sparse_csr, index_dtype=torch.int32, seed: int = 0
-) -> torch.Tensor:
-    """27-point-stencil matrix of a ``k^3`` grid, off-diagonal values uniform in ``[-1, 1)``,
-    diagonal 27 (so it is diagonally dominant and nonsingular)."""
-    g = torch.Generator().manual_seed(seed)
-    offsets = list(itertools.product((-1, 0, 1), repeat=3))
-    return _grid_matrix(k, offsets, None, 27.0, dtype, layout, index_dtype, generator=g)
-
-
-def lower(A: torch.Tensor) -> torch.Tensor:
-    """Lower-triangular part of ``A`` (same layout and index dtype) whose diagonal is replaced by
-    ``1 + sum |off-diagonal|`` of its row, so triangular solves with it are well conditioned."""
-    n = A.shape[0]
-    if A.layout == torch.sparse_coo:
-        A = A.coalesce()
-        rows, cols = A.indices()
-        vals = A.values()
-        index_dtype = torch.int64
+def stencil(k: int, kind: str, dtype: torch.dtype, seed: int = 0) -> torch.Tensor:
+    """A grid matrix of a ``k^3`` volume (CSR, int64), built by the library's PairwiseEncoder."""
+    radius, diag_value, upper = {
+        "general": (1.75, 27.0, None),
+        "lower": (1.75, 27.0, False),
+        "spd": (1.0, 6.0, None),
+    }[kind]
+    enc = PairwiseEncoder(radius, (1, k, k, k), diag=True, upper=upper, layout=torch.sparse_csr)
+    shape = (len(enc.offsets), 1, k, k, k)
+    if kind == "spd":
+        values = torch.full(shape, -1.0, dtype=torch.float64)
     else:
-        crow, cols = A.crow_indices(), A.col_indices()
-        rows = torch.repeat_interleave(torch.arange(n, dtype=crow.dtype), crow[1:] - crow[:-1])
-        vals = A.values()
-        index_dtype = cols.dtype
-    rows, cols = rows.long(), cols.long()
-    strict = cols < rows
-    r, c, v = rows[strict], cols[strict], vals[strict]
-    dominance = torch.zeros(n, dtype=vals.dtype).index_add_(0, r, v.abs()) + 1
-    ar = torch.arange(n)
-    rows, cols, vals = torch.cat([r, ar]), torch.cat([c, ar]), torch.cat([v, dominance])
-    order = torch.argsort(rows * n + cols)
-    return _assemble(rows[order], cols[order], vals[order], n, A.layout, index_dtype)
+        values = torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        values = values * 2 - 1
+    values[0] = diag_value  # the zero offset comes first
+    return enc(values.to(dtype)).detach()
+
+
+def as_layout(A: torch.Tensor, layout: str, index_dtype: torch.dtype) -> torch.Tensor:
+    """A torch CSR matrix as COO (int64) or CSR with ``index_dtype`` indices."""
+    if layout == "coo":
+        return A.to_sparse_coo().coalesce()
+    crow, col = A.crow_indices().to(index_dtype), A.col_indices().to(index_dtype)
+    return torch.sparse_csr_tensor(crow, col, A.values(), A.shape)
+
+
+def _from_mtx(path, kind: str, dtype: torch.dtype) -> torch.Tensor:
+    import scipy.io
+    import scipy.sparse as sp
+
+    M = scipy.io.mmread(path)
+    if not sp.issparse(M):
+        M = sp.csr_array(M)
+    if np.iscomplexobj(M.data):
+        raise ValueError(f"--matrix: {path} holds complex values; the benchmarks take real ones.")
+    M = sp.csr_array(M, dtype=np.float64)
+    if M.shape[0] != M.shape[1] and kind != "general":
+        raise ValueError(f"--matrix: {path} is {M.shape[0]}x{M.shape[1]}; a {kind} solve needs a square one.")
+    if kind in ("lower", "spd"):
+        M = sp.tril(M, -1) if kind == "lower" else (M + M.T) / 2
+        M = sp.csr_array(M)
+        M.setdiag(0)
+        M.eliminate_zeros()
+        M = sp.csr_array(M + sp.diags_array(1 + abs(M).sum(axis=1)))
+    M.sum_duplicates()
+    M.sort_indices()
+    M.indptr, M.indices = M.indptr.astype(np.int64), M.indices.astype(np.int64)
+    return bridge.to_torch(M, copy=True).to(dtype)

@@ -1,0 +1,226 @@
+"""What a benchmark is, and how one is measured.
+
+A :class:`Case` is one operation on one problem, with the implementations that compute it
+(:class:`Impl`: ours and the baselines a user would otherwise reach for) and the goals the issues
+set (:class:`Goal`). An implementation's factory builds its inputs and returns a :class:`Runner`:
+``forward()``, and for the differentiable ones ``backward(out)`` or a fused ``step()``.
+
+:func:`measure` runs a case: every runner is built and warmed up, its peak memory measured
+(:mod:`benchmarks._memory`), then all of them are timed in interleaved rounds (one call of each
+per round, so a machine's background load falls on all alike) until ``repeats`` rounds or each
+one's time budget is spent. A runner that cannot run is recorded with the reason, not dropped:
+``not installed``, ``unsupported``, ``oom`` (estimated ahead for the baselines known to densify,
+or raised), or ``error``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmarks import _memory
+
+
+class Unsupported(Exception):
+    """Raised by a factory or a runner: this implementation cannot compute this case."""
+
+
+@dataclass
+class Runner:
+    """The calls of one implementation on inputs already built.
+
+    ``forward()`` returns the output; ``backward(out)`` the gradients from it (None: not
+    differentiable); ``step()`` a fused forward + backward (jitted JAX), used instead of
+    ``backward(forward())`` when given. ``inputs`` are counted for bytes; ``xla_bytes`` maps
+    ``"forward"``/``"step"`` to XLA's compiled memory estimate (used for JAX on GPU).
+    """
+
+    forward: Callable[[], Any]
+    backward: Callable[[Any], Any] | None = None
+    step: Callable[[], Any] | None = None
+    inputs: tuple = ()
+    xla_bytes: dict | None = None
+
+    @property
+    def differentiable(self) -> bool:
+        return self.backward is not None or self.step is not None
+
+    def forward_backward(self):
+        return self.step() if self.step is not None else self.backward(self.forward())
+
+
+@dataclass
+class Impl:
+    """One way to compute a case: ``ours`` (torch_api / jax_api) or a ``baseline``."""
+
+    name: str
+    make: Callable[[], Runner]
+    ours: bool = False
+    needs_bytes: int = 0  # memory a densifying baseline is known to need: checked before running
+
+
+@dataclass
+class Result:
+    impl: str
+    ours: bool
+    status: str = "ok"
+    fwd_s: list = field(default_factory=list)
+    fwdbwd_s: list = field(default_factory=list)
+    inputs_bytes: int | None = None
+    fwd_peak: int | None = None  # bytes the forward adds at its peak
+    bwd_peak: int | None = None  # bytes the backward adds at its peak, forward output held
+    step_peak: int | None = None  # bytes forward + backward add at their peak
+    memory_method: str = ""
+    budget_hit: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def median(self, metric: str) -> float | None:
+        xs = getattr(self, metric)
+        return statistics.median(xs) if xs else None
+
+
+@dataclass
+class Goal:
+    """``value(results) <= limit``; ``value`` returns None when a side could not run."""
+
+    text: str
+    value: Callable[[dict[str, Result]], float | None]
+    limit: float
+    source: str = ""  # the issue that sets it
+
+
+@dataclass
+class Case:
+    op: str
+    problem: str
+    impls: list[Impl]
+    goals: list[Goal] = field(default_factory=list)
+    info: dict = field(default_factory=dict)  # n, nnz, p, dtype, layout, ...
+
+
+def time_ratio(ours: str, base: str, metric: str = "fwdbwd_s") -> Callable:
+    """``median time of ours / median time of base`` (None if either is missing)."""
+
+    def value(res: dict[str, Result]) -> float | None:
+        a, b = res.get(ours), res.get(base)
+        if a is None or b is None or not (a.ok and b.ok):
+            return None
+        ta, tb = a.median(metric), b.median(metric)
+        return ta / tb if ta is not None and tb else None
+
+    return value
+
+
+def memory_ratio(ours: str, base: str, peak: str = "step_peak") -> Callable:
+    """``(inputs + peak) of ours / (inputs + peak) of base``: whole footprints compared."""
+
+    def value(res: dict[str, Result]) -> float | None:
+        a, b = res.get(ours), res.get(base)
+        if a is None or b is None or not (a.ok and b.ok):
+            return None
+        pa, pb = getattr(a, peak), getattr(b, peak)
+        if pa is None or pb is None:
+            return None
+        return (a.inputs_bytes + pa) / max(b.inputs_bytes + pb, 1)
+
+    return value
+
+
+def _status_of(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, ImportError):
+        return f"not installed: {msg}"
+    if isinstance(exc, Unsupported):
+        return f"unsupported: {msg}"
+    if isinstance(exc, MemoryError) or "out of memory" in msg.lower() or "can't allocate" in msg:
+        return f"oom: {msg[:120]}"
+    return f"error: {type(exc).__name__}: {msg[:160]}"
+
+
+def _guarded(result: Result, fn: Callable[[], Any], verbose: bool) -> Any:
+    """``fn()``, or None with the failure recorded in ``result.status``."""
+    try:
+        return fn()
+    except Exception as exc:  # recorded, never dropped
+        result.status = _status_of(exc)
+        if verbose and result.status.startswith("error"):
+            traceback.print_exc()
+        return None
+
+
+def measure(
+    case: Case,
+    *,
+    device: str,
+    repeats: int,
+    budget_s: float,
+    progress: Callable[[str], None] = lambda msg: None,
+    verbose: bool = False,
+) -> dict[str, Result]:
+    """Build, warm up, measure memory, then time every implementation of ``case``."""
+    results: dict[str, Result] = {}
+    runners: dict[str, Runner] = {}
+    available = _memory.available_bytes(device)
+    for impl in case.impls:
+        res = results[impl.name] = Result(impl.name, impl.ours)
+        if impl.needs_bytes and impl.needs_bytes > available:
+            res.status = (
+                f"oom: needs about {impl.needs_bytes / 2**30:.1f} GiB, "
+                f"{available / 2**30:.1f} GiB available (not run)"
+            )
+            continue
+        progress(f"{case.op} [{case.problem}] {impl.name}: setup")
+        runner = _guarded(res, impl.make, verbose)
+        if runner is None:
+            continue
+        res.inputs_bytes = _memory.nbytes(runner.inputs)
+        # warm-up: compilation, caches, lazy initialisation
+        if _guarded(res, lambda r=runner: _memory.block(r.forward()), verbose) is None:
+            continue
+        if runner.differentiable:
+            ok = _guarded(res, lambda r=runner: _memory.block(r.forward_backward()), verbose)
+            if ok is None:
+                if res.status.startswith("unsupported"):  # forward alone still counts
+                    res.status = "ok"
+                    runner.backward = runner.step = None
+                else:
+                    continue
+        progress(f"{case.op} [{case.problem}] {impl.name}: memory")
+        mem = _guarded(res, lambda r=runner: _memory.peaks(r, device), verbose)
+        if mem is None:
+            continue
+        res.fwd_peak, res.bwd_peak, res.step_peak, res.memory_method = mem
+        runners[impl.name] = runner
+
+    spent = dict.fromkeys(runners, 0.0)
+    for r in range(repeats):
+        live = [n for n in runners if r == 0 or spent[n] < budget_s]
+        if not live:
+            break
+        for name in runners:
+            if name not in live:
+                results[name].budget_hit = True
+        progress(f"{case.op} [{case.problem}]: timing round {r + 1}/{repeats}")
+        for name in live:
+            runner, res = runners[name], results[name]
+            t = _timed(runner.forward)
+            res.fwd_s.append(t)
+            spent[name] += t
+            if runner.differentiable:
+                t = _timed(runner.forward_backward)
+                res.fwdbwd_s.append(t)
+                spent[name] += t
+    return results
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    _memory.block(fn())
+    return time.perf_counter() - t0
