@@ -33,7 +33,8 @@ def _bars(runs, title: str, value, unit: str, path: Path) -> Path:
                 status = res.status.split(":")[0] if not res.ok else "n/a"
                 ax.text(min(known, default=1), i, f" {status}", va="center", fontsize=7,
                         color="#b22222")
-        ax.set_yticks(range(len(names)), names, fontsize=8)
+        labels = [n + (" (fwd)" if results[n].ok and not results[n].fwdbwd_s else "") for n in names]
+        ax.set_yticks(range(len(names)), labels, fontsize=8)
         ax.invert_yaxis()
         if known:
             ax.set_xscale("log")
