@@ -110,6 +110,7 @@ def main(argv=None) -> int:
 
     warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
     warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
+    warnings.filterwarnings("ignore", message="The PyTorch API of nested tensors is in prototype")
     from benchmarks import _report
     from benchmarks._harness import measure
     from benchmarks._problems import Config

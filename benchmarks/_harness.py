@@ -36,7 +36,8 @@ class Runner:
     ``forward()`` returns the output; ``backward(out)`` the gradients from it (None: not
     differentiable); ``step()`` a fused forward + backward (jitted JAX), used instead of
     ``backward(forward())`` when given. ``inputs`` are counted for bytes; ``xla_bytes`` maps
-    ``"forward"``/``"step"`` to XLA's compiled memory estimate (used for JAX on GPU).
+    ``"forward"``/``"step"`` to XLA's compiled memory estimate (used for JAX on GPU);
+    ``cotangent`` is the upstream gradient the backward uses.
     """
 
     forward: Callable[[], Any]
@@ -44,6 +45,7 @@ class Runner:
     step: Callable[[], Any] | None = None
     inputs: tuple = ()
     xla_bytes: dict | None = None
+    cotangent: Any = None  # the fixed upstream gradient G of the backward
 
     @property
     def differentiable(self) -> bool:

@@ -8,11 +8,14 @@ on a ``(1, k, k, k)`` volume, so a stencil is "every voxel coupled to its neighb
   stand-in for SuiteSparse Rothberg/cfd2;
 - ``spd``: the SPD 7-point Poisson matrix (6 on the diagonal, -1 to each face neighbour);
 - ``lower``: the lower triangle of the 27-point stencil (``upper=False``) with the diagonal 27;
-- ``random(density)``: :func:`torch_api.utils.rand_sparse` with a dominant diagonal.
+- ``random(density)``: :func:`torch_api.utils.rand_sparse` with a dominant diagonal;
+- ``tall``: the 27-point stencil stacked on the identity, ``(2n, n)``: a damped least-squares
+  problem ``min ||A x - b||^2 + ||x||^2``, of full column rank whatever ``A`` is.
 
 ``--matrix PATH.mtx`` replaces them with a Matrix Market file read by ``scipy.io.mmread``:
 ``general`` is the matrix itself, ``lower`` its lower triangle with the diagonal replaced by
-``1 + sum |row|``, ``spd`` its symmetric part with the same dominant diagonal.
+``1 + sum |row|``, ``spd`` its symmetric part with the same dominant diagonal, ``tall`` the
+matrix (any shape) stacked on the identity.
 """
 
 from __future__ import annotations
@@ -82,11 +85,13 @@ class Config:
         k = size or self.size
         if kind.startswith("random:"):
             return f"random n={8 * k * k} density={kind.split(':')[1]}"
-        return {"general": "27-point stencil", "spd": "7-point Poisson", "lower": "27-point lower"}[
-            kind
-        ] + f" {k}^3"
+        names = {"general": "27-point stencil", "spd": "7-point Poisson",
+                 "lower": "27-point lower", "tall": "[27-point stencil; I]"}
+        return f"{names[kind]} {k}^3"
 
     def _host_csr(self, kind: str, k: int) -> torch.Tensor:
+        if kind == "tall":
+            return stack_identity(self._host_csr("general", k))
         if self.matrix is not None:
             return _from_mtx(self.matrix, kind, self.dtype)
         if kind.startswith("random:"):
@@ -120,6 +125,19 @@ def stencil(k: int, kind: str, dtype: torch.dtype, seed: int = 0) -> torch.Tenso
         values = values * 2 - 1
     values[0] = diag_value  # the zero offset comes first
     return enc(values.to(dtype)).detach()
+
+
+def stack_identity(A: torch.Tensor) -> torch.Tensor:
+    """``[A; I]`` for a CSR ``A (m, n)``: CSR ``(m + n, n)`` with A's index dtype."""
+    m, n = A.shape
+    crow, col = A.crow_indices(), A.col_indices()
+    eye = torch.arange(n, dtype=crow.dtype)
+    return torch.sparse_csr_tensor(
+        torch.cat([crow, crow[-1] + 1 + eye]),
+        torch.cat([col, eye]),
+        torch.cat([A.values(), torch.ones(n, dtype=A.dtype)]),
+        (m + n, n),
+    )
 
 
 def as_layout(A: torch.Tensor, layout: str, index_dtype: torch.dtype) -> torch.Tensor:

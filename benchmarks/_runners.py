@@ -34,7 +34,8 @@ def torch_runner(fn: Callable, inputs: Sequence, grad: Sequence[int] = ()) -> Ru
     def backward(out):
         return torch.autograd.grad(out, wrt, G)
 
-    return Runner(forward=lambda: fn(*inputs), backward=backward, inputs=tuple(inputs))
+    return Runner(forward=lambda: fn(*inputs), backward=backward, inputs=tuple(inputs),
+                  cotangent=G)
 
 
 def jax_runner(fn: Callable, inputs: Sequence, grad: Sequence[int] = ()) -> Runner:
@@ -63,7 +64,8 @@ def jax_runner(fn: Callable, inputs: Sequence, grad: Sequence[int] = ()) -> Runn
     step = jax.jit(vg).lower(*inputs, G).compile()
     xla["step"] = _xla_bytes(step)
     return Runner(
-        forward=lambda: fwd(*inputs), step=lambda: step(*inputs, G), inputs=inputs, xla_bytes=xla
+        forward=lambda: fwd(*inputs), step=lambda: step(*inputs, G), inputs=inputs,
+        xla_bytes=xla, cotangent=G,
     )
 
 
@@ -106,6 +108,19 @@ def tsgu():
             "torchsparsegradutils 0.2.7 (pip install 'sparsegradutils[bench]')"
         ) from exc
     return torchsparsegradutils
+
+
+# a dense LU costs about n^3 flops: above this size it would take the suite's whole budget
+DENSE_SOLVE_MAX = {"cpu": 4096, "cuda": 32768}
+
+
+def dense_solve_cap(cfg, n: int) -> None:
+    """Dense ``n x n`` factorisations run only up to ``DENSE_SOLVE_MAX[device]`` rows."""
+    from benchmarks._harness import Unsupported
+
+    cap = DENSE_SOLVE_MAX[cfg.device]
+    if n > cap:
+        raise Unsupported(f"a dense {n} x {n} factorisation is run only for n <= {cap}")
 
 
 def on_cpu(device: str, what: str) -> None:

@@ -1,156 +1,192 @@
-"""``sparse_generic_solve`` with CG on the SPD 3-D Poisson matrix (issue 3).
+"""``sparse_generic_solve`` with CG: ``X = A^{-1} B`` and its gradients for A (on A's pattern) and B.
 
-Forward + backward (gradients for A and B) of ``sparse_generic_solve(A, B, solve=linear_cg)``
-against torchsparsegradutils 0.2.7's own ``sparse_generic_solve`` with its ``linear_cg``, at the
-same CG tolerance, on the 7-point Poisson matrix of a ``k^3`` grid (k = 50: n = 125,000; k = 20
-with ``quick``), float32, p = 32 right-hand sides, COO and CSR. Target: speedup >= 1.
+Problem: the SPD 7-point Poisson matrix (``spd``), ``B`` dense ``(n, rhs)``, COO and CSR, CG to a
+relative residual of ``TOL``. Implementations: torch_api with :func:`torch_api.utils.linear_cg`,
+jax_api with :func:`jax_api.cg`, torchsparsegradutils 0.2.7 with its own ``linear_cg`` at the same
+tolerance, ``jax.scipy.sparse.linalg.cg`` on a BCOO/BCSR differentiated by JAX (vmapped over the
+columns of ``B``), a dense ``torch.linalg.solve`` (small problems only) and SciPy's ``cg``
+(forward only, one column at a time).
 
-The gradients are checked against a direct solve: the Dirichlet Poisson matrix is diagonalised
-by the orthonormal 3-D type-I discrete sine transform, so ``A^{-1} G`` is computed exactly (in
-float64) with two transforms. Reported: relative errors of X, dB and dA (at A's nonzeros).
+Goals: torch_api no slower than tsgu 0.2.7 (issue 3) and jax_api within 1.2x of JAX's own cg
+(issue 6), forward + backward; and the gradients agree with a direct solve (issue 3): the
+largest relative error of ``X``, ``dB = A^{-T} G`` and ``dA = -dB X^T`` (at A's nonzeros)
+against a float64 direct solve stays below ``sqrt(TOL)``. The built-in Poisson matrix is solved
+directly by the orthonormal 3-D type-I sine transform that diagonalises it; a ``--matrix`` file by
+SciPy's sparse LU.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-import statistics
-import time
 import warnings
 
 import numpy as np
 import torch
 
-from benchmarks._problems import poisson3d
-from torch_api import sparse_generic_solve
-from torch_api.utils import LinearCGSettings, linear_cg
+import bridge
+from benchmarks._harness import Case, Goal, Impl, time_ratio
+from benchmarks._runners import (
+    dense_solve_cap,
+    jax_runner,
+    on_cpu,
+    plain_runner,
+    to_jax_sparse,
+    torch_runner,
+    tsgu,
+)
 
-P = 32
 TOL = 1e-5
 
 
-def poisson_direct_solve(k: int, B: torch.Tensor) -> torch.Tensor:
-    """``A^{-1} B`` for ``A = poisson3d(k)`` (float64, exact up to rounding) by a 3-D DST-I."""
+def _ours_torch(A, B):
+    from torch_api import sparse_generic_solve
+    from torch_api.utils import LinearCGSettings, linear_cg
+
+    return sparse_generic_solve(A, B, solve=linear_cg, settings=LinearCGSettings(cg_tolerance=TOL))
+
+
+def _tsgu(A, B):
+    from torchsparsegradutils.utils import LinearCGSettings, linear_cg
+
+    with warnings.catch_warnings():  # its deprecation and beta warnings
+        warnings.simplefilter("ignore")
+        settings = LinearCGSettings(cg_tolerance=TOL)
+        return tsgu().sparse_generic_solve(A, B, solve=linear_cg, settings=settings)
+
+
+def _ours_jax(A, B):
+    import jax_api
+
+    return jax_api.sparse_generic_solve(A, B, solve=jax_api.cg, tol=TOL)
+
+
+def _jax_native(A, B):
+    import jax
+    from jax.scipy.sparse.linalg import cg
+
+    return jax.vmap(lambda b: cg(A, b, tol=TOL)[0], in_axes=1, out_axes=1)(B)
+
+
+def _scipy_cg(S, X):
+    from scipy.sparse.linalg import cg
+
+    return np.stack([cg(S, x, rtol=TOL)[0] for x in X.T], axis=1)
+
+
+def impls(cfg, A: torch.Tensor, B: torch.Tensor, layout: str) -> list[Impl]:
+    def jax_args():
+        return (to_jax_sparse(A), bridge.to_jax(B))
+
+    def dense():
+        dense_solve_cap(cfg, A.shape[0])
+        return torch_runner(torch.linalg.solve, (A.to_dense(), B), (0, 1))
+
+    def scipy():
+        on_cpu(cfg.device, "SciPy")
+        return plain_runner(_scipy_cg, (bridge.to_scipy(A).tocsr(), B.numpy()))
+
+    jax_name = "jax.scipy cg " + ("BCOO" if layout == "coo" else "BCSR")
+    return [
+        Impl("torch_api", lambda: torch_runner(_ours_torch, (A, B), (0, 1)), ours=True),
+        Impl("jax_api", lambda: jax_runner(_ours_jax, jax_args(), (0, 1)), ours=True),
+        Impl(jax_name, lambda: jax_runner(_jax_native, jax_args(), (0, 1))),
+        Impl("torch dense", dense),
+        Impl("scipy cg", scipy),
+        Impl("tsgu 0.2.7", lambda: torch_runner(_tsgu, (A, B), (0, 1))),
+    ]
+
+
+# --------------------------------------------------------------------------- the direct solve
+def dst_poisson_solve(k: int, B: np.ndarray) -> np.ndarray:
+    """``A^{-1} B`` for the 7-point Dirichlet Poisson matrix of a ``k^3`` grid, in float64.
+
+    The orthonormal type-I sine transform ``S`` (its own inverse) diagonalises ``A``:
+    ``A = S diag(lambda) S`` with ``lambda = sum over axes of 2 - 2 cos(pi j / (k + 1))``.
+    """
     from scipy.fft import dstn
 
     lam1 = 2 - 2 * np.cos(np.pi * np.arange(1, k + 1) / (k + 1))
     lam = lam1[:, None, None] + lam1[None, :, None] + lam1[None, None, :]
-    Bg = B.detach().cpu().double().numpy().reshape(k, k, k, -1)
-    Y = dstn(Bg, type=1, axes=(0, 1, 2), norm="ortho") / lam[..., None]
-    X = dstn(Y, type=1, axes=(0, 1, 2), norm="ortho")
-    return torch.from_numpy(X.reshape(k**3, -1))
+    Y = dstn(B.reshape(k, k, k, -1), type=1, axes=(0, 1, 2), norm="ortho") / lam[..., None]
+    return dstn(Y, type=1, axes=(0, 1, 2), norm="ortho").reshape(k**3, -1)
 
 
-def _interleaved(fns, repeat: int, sync) -> list[float]:
-    """Median seconds of each zero-argument callable, timed in alternation (so that load from
-    other processes hits every contender alike)."""
-    times = [[] for _ in fns]
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            if sync:
-                sync()
-            times[i].append(time.perf_counter() - t0)
-    return [statistics.median(t) for t in times]
+def _direct_solver(cfg, A: torch.Tensor):
+    """``B -> A^{-1} B`` in float64 for this case's (symmetric) matrix."""
+    if cfg.matrix is None:
+        return functools.partial(dst_poisson_solve, cfg.size)
+    from scipy.sparse.linalg import splu
+
+    lu = splu(bridge.to_scipy(A.detach().cpu().to(torch.float64)).tocsc())
+    return lambda B: lu.solve(B)
 
 
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.detach().cpu().double(), b.detach().cpu().double()
-    return float(torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b))
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
-def _fwd_bwd(solve_fn, A, B, G):
-    def run():
-        X = solve_fn(A, B)
-        dA, dB = torch.autograd.grad((X * G).sum(), (A, B))
-        return X, dA, dB
+def gradient_error(cfg, A: torch.Tensor, B: torch.Tensor, layout: str, impl: str):
+    """A goal's value: max relative error of ``X, dA, dB`` of ``impl`` against a direct solve."""
 
-    return run
+    def value(results):
+        r = results.get(impl)
+        if r is None or not r.ok:
+            return None
+        runner = next(i for i in impls(cfg, A, B, layout) if i.name == impl).make()
+        X = runner.forward()
+        grads = runner.step()[1] if runner.step is not None else runner.backward(X)
+        X, dA, dB, G = (_host(t) for t in (X, *grads, runner.cotangent))
+        solve = _direct_solver(cfg, A)
+        Xd, dBd = solve(_host(B)), solve(G)  # A is symmetric: A^{-T} G = A^{-1} G
+        rows, cols = _coordinates(A)
+        dAd = -(dBd[rows] * Xd[cols]).sum(1)
+        return max(_rel(X, Xd), _rel(dB, dBd), _rel(dA, dAd))
 
-
-def _grad_errors(k, A, B, G, X, dA, dB) -> dict:
-    """Relative errors against the direct solve: X, dB = A^{-1} G, dA = -dB X^T at the pattern."""
-    Xd = poisson_direct_solve(k, B)
-    dBd = poisson_direct_solve(k, G)  # A is symmetric: A^{-T} G = A^{-1} G
-    S = A.detach().cpu()
-    if S.layout == torch.sparse_coo:
-        S = S.coalesce()
-        rows, cols = S.indices()
-        got = dA.detach().cpu().coalesce().values()
-    else:
-        crow, cols = S.crow_indices().long(), S.col_indices().long()
-        rows = torch.repeat_interleave(torch.arange(S.shape[0]), crow[1:] - crow[:-1])
-        got = dA.detach().cpu().values()
-    want = -(dBd[rows] * Xd[cols.long()]).sum(1)
-    return {"X_rel_err": _rel(X, Xd), "dB_rel_err": _rel(dB, dBd), "dA_rel_err": _rel(got, want)}
+    return value
 
 
-def run(device: str, quick: bool) -> list[dict]:
-    k = 20 if quick else 50
-    n = k**3
-    repeat = 3
-    sync = torch.cuda.synchronize if device == "cuda" else None
-    try:
-        import torchsparsegradutils as tsgu
-        from torchsparsegradutils.utils import LinearCGSettings as TsguSettings
-        from torchsparsegradutils.utils import linear_cg as tsgu_cg
-    except ImportError:
-        tsgu = None
-        print(
-            "   torchsparsegradutils 0.2.7 is not installed: no baseline rows "
-            "(pip install torchsparsegradutils==0.2.7 --no-deps)",
-            flush=True,
+def _host(x) -> np.ndarray:
+    """A dense array or sparse gradient of either frontend as float64 NumPy (values if sparse,
+    in row-major order: the order of A's values in both frontends here)."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach()
+        if x.layout != torch.strided:
+            x = x.to_sparse_csr().values()
+        return x.cpu().double().numpy()
+    if hasattr(x, "data") and hasattr(x, "indices"):  # BCOO / BCSR gradient
+        x = x.data
+    return np.asarray(x, dtype=np.float64)
+
+
+def _coordinates(A: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    C = A.detach().cpu().to_sparse_csr()
+    crow = C.crow_indices().long()
+    rows = torch.repeat_interleave(torch.arange(C.shape[0]), crow[1:] - crow[:-1])
+    return rows.numpy(), C.col_indices().long().numpy()
+
+
+def cases(cfg) -> list[Case]:
+    out = []
+    for layout in cfg.layouts:
+        A = cfg.matrix_for("spd", layout)
+        B = cfg.dense(A.shape[0])
+        info = dict(
+            n=A.shape[0], nnz=A._nnz(), rhs=cfg.rhs, layout=layout, tol=TOL,
+            index_dtype=cfg.index_name(layout), dtype=cfg.dtype_name,
         )
-
-    g = torch.Generator().manual_seed(0)
-    B0 = torch.randn(n, P, generator=g).to(device)
-    G = torch.randn(n, P, generator=g).to(device)
-    ours_settings = LinearCGSettings(cg_tolerance=TOL)
-
-    def ours(A, B):
-        return sparse_generic_solve(A, B, solve=linear_cg, settings=ours_settings)
-
-    if tsgu is not None:
-        theirs_settings = TsguSettings(cg_tolerance=TOL)
-
-        def theirs(A, B):
-            return tsgu.sparse_generic_solve(A, B, solve=tsgu_cg, settings=theirs_settings)
-
-    rows = []
-    for layout, index_dtype in ((torch.sparse_csr, torch.int32), (torch.sparse_coo, torch.int64)):
-        lname = "csr int32" if layout == torch.sparse_csr else "coo int64"
-        A = poisson3d(k, torch.float32, layout, index_dtype).to(device).requires_grad_()
-        B = B0.clone().requires_grad_()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            X, dA, dB = _fwd_bwd(ours, A, B, G)()
-        row = {
-            "case": f"generic_solve linear_cg fwd+bwd {lname} n={n} p={P} tol={TOL:g}",
-            "ours_converged": not any("did not converge" in str(w.message) for w in caught),
-            "ours_warnings": "; ".join(str(w.message)[:80] for w in caught) or None,
-            **_grad_errors(k, A, B, G, X, dA, dB),
-        }
-        if tsgu is None:
-            (row["ours_s"],) = _interleaved([_fwd_bwd(ours, A, B, G)], repeat, sync)
-            row["baseline"] = "skipped: torchsparsegradutils 0.2.7 not installed"
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                Xt, dAt, dBt = _fwd_bwd(theirs, A, B, G)()
-                row["ours_s"], t = _interleaved(
-                    [_fwd_bwd(ours, A, B, G), _fwd_bwd(theirs, A, B, G)], repeat, sync
-                )
-            errs = _grad_errors(k, A, B, G, Xt, dAt, dBt)
-            row.update(
-                {
-                    "baseline": "torchsparsegradutils 0.2.7 sparse_generic_solve(linear_cg)",
-                    "baseline_s": t,
-                    "speedup": t / row["ours_s"],
-                    "baseline_dA_rel_err": errs["dA_rel_err"],
-                    "target": "speedup >= 1.0; gradients agree with the direct solve",
-                }
-            )
-        ok = max(row["dA_rel_err"], row["dB_rel_err"]) < math.sqrt(TOL)
-        row["grads_agree"] = ok
-        rows.append(row)
-    return rows
+        jax_name = "jax.scipy cg " + ("BCOO" if layout == "coo" else "BCSR")
+        limit = math.sqrt(TOL)
+        goals = [
+            Goal("torch_api no slower than tsgu 0.2.7 at the same tolerance (fwd+bwd)",
+                 time_ratio("torch_api", "tsgu 0.2.7"), 1.0, "issue 3"),
+            Goal(f"jax_api within 1.2x of {jax_name} autodiff (fwd+bwd)",
+                 time_ratio("jax_api", jax_name), 1.2, "issue 6"),
+            Goal("torch_api X, dA, dB vs a direct solve: max relative error",
+                 gradient_error(cfg, A, B, layout, "torch_api"), limit, "issue 3"),
+            Goal("jax_api X, dA, dB vs a direct solve: max relative error",
+                 gradient_error(cfg, A, B, layout, "jax_api"), limit, "issue 6"),
+        ]
+        out.append(Case("sparse_generic_solve", f"{cfg.name_of('spd')} {layout} cg",
+                        impls(cfg, A, B, layout), goals, info))
+    return out

@@ -1,94 +1,105 @@
-"""Grouped products: ``gather_mm`` and ``segment_mm`` against the obvious pure-torch ways.
+"""Grouped products for graph networks: ``gather_mm`` and ``segment_mm``, gradients for a and b.
 
-- ``gather_mm`` (sort rows by index, one grouped product, unsort) against
-  ``bmm(a[:, None], b[idx_b])``, which copies a ``(D1, D2)`` matrix per row. Target: 13x on CPU.
-- ``segment_mm`` against a Python loop of one ``torch.mm`` per segment (few large segments and
-  many small ones).
+- ``gather_mm(a (N, D1), b (R, D1, D2), idx_b (N,))``, row ``i`` times ``b[idx_b[i]]``: torch_api
+  (rows sorted by index, one grouped product, unsorted), jax_api, torchsparsegradutils 0.2.7,
+  ``bmm(a[:, None], b[idx_b])`` in torch and its einsum in JAX (both copy a ``(D1, D2)`` matrix
+  per row). Goal (issue 5): torch_api at least 13x faster than the bmm on the CPU.
+- ``segment_mm(a (N, D1), b (R, D1, D2), seglen_a (R,))``, consecutive row segments times one
+  matrix each: torch_api, jax_api, tsgu 0.2.7, a Python loop of one ``torch.mm`` per segment and
+  JAX's own grouped product ``jax.lax.ragged_dot``.
 
-Both forward and forward+backward (gradients for ``a`` and ``b``) are timed, in float32.
+Problems: ``N`` rows with random group indices (segment lengths are their counts), ``D1 = D2 =
+32``, float32; quick: ``N = 2000, R = 8``; full: ``N = 16384`` with ``R = 16`` and ``R = 256``.
 """
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 
-from benchmarks._timing import timeit
-from torch_api import gather_mm, segment_mm
+import bridge
+from benchmarks._harness import Case, Goal, Impl, time_ratio
+from benchmarks._runners import jax_runner, torch_runner, tsgu
+
+SIZES = {"quick": [(2000, 32, 32, 8)], "full": [(16384, 32, 32, 16), (16384, 32, 32, 256)]}
 
 
 def _bmm_gather(a, b, idx):
     return torch.bmm(a.unsqueeze(1), b[idx]).squeeze(1)
 
 
-def _loop_segment(a, b, lens):
-    out, start = [], 0
-    for r, n in enumerate(lens):
-        out.append(a[start : start + n] @ b[r])
-        start += n
-    return torch.cat(out)
+def _jax_gather(a, b, idx):
+    import jax.numpy as jnp
+
+    return jnp.einsum("nd,nde->ne", a, b[idx])
 
 
-def _fwd_bwd(fn, a, b):
-    def run():
-        torch.autograd.grad(fn().sum(), (a, b))
+def _loop_segment(lens: list[int]):
+    def fn(a, b):
+        return torch.cat([x @ w for x, w in zip(torch.split(a, lens), b)])
 
-    return run
-
-
-def _compare(case, ours, base, baseline, a, b, *, repeat, sync, target) -> list[dict]:
-    """Time ``ours()`` and ``base()`` (zero-argument callables), forward and forward+backward."""
-    rows = []
-    for mode in ("forward", "forward+backward"):
-        if mode == "forward":
-            with torch.no_grad():
-                t_ours = timeit(ours, repeat=repeat, warmup=2, sync=sync)
-                t_base = timeit(base, repeat=repeat, warmup=2, sync=sync)
-        else:
-            t_ours = timeit(_fwd_bwd(ours, a, b), repeat=repeat, warmup=2, sync=sync)
-            t_base = timeit(_fwd_bwd(base, a, b), repeat=repeat, warmup=2, sync=sync)
-        rows.append({
-            "case": f"{case.split(' ', 1)[0]} {mode} {case.split(' ', 1)[1]}",
-            "ours_ms": t_ours * 1e3,
-            "baseline": baseline,
-            "baseline_ms": t_base * 1e3,
-            "speedup": t_base / t_ours,
-            "target": target if mode == "forward" else None,
-        })
-    return rows
+    return fn
 
 
-def run(device: str, quick: bool) -> list[dict]:
-    dev = torch.device(device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else None
+def _ragged_dot(a, b, seglen):
+    import jax
+
+    return jax.lax.ragged_dot(a, b, seglen)
+
+
+def _ours_jax(name: str):
+    def fn(a, b, index):
+        import jax_api
+
+        return getattr(jax_api, name)(a, b, index)
+
+    return fn
+
+
+def _problem(cfg, N, D1, D2, R):
     g = torch.Generator().manual_seed(0)
-    rows: list[dict] = []
-    repeat = 3 if quick else 5
-    dt = torch.float32
+    a = torch.randn(N, D1, generator=g).to(cfg.dtype).to(cfg.device)
+    b = torch.randn(R, D1, D2, generator=g).to(cfg.dtype).to(cfg.device)
+    idx = torch.randint(0, R, (N,), generator=g)
+    return a, b, idx.to(cfg.device), torch.bincount(idx, minlength=R).to(cfg.device)
 
-    gather_cases = [(2000, 32, 32, 8)] if quick else [(16384, 32, 32, 16), (16384, 32, 32, 256)]
-    for N, D1, D2, R in gather_cases:
-        a = torch.randn(N, D1, generator=g, dtype=dt).to(dev).requires_grad_()
-        b = torch.randn(R, D1, D2, generator=g, dtype=dt).to(dev).requires_grad_()
-        idx = torch.randint(0, R, (N,), generator=g).to(dev)
-        rows += _compare(
-            f"gather_mm N={N} D1={D1} D2={D2} R={R} {dt}",
-            partial(gather_mm, a, b, idx), partial(_bmm_gather, a, b, idx),
-            "bmm(a[:,None], b[idx_b])", a, b, repeat=repeat, sync=sync,
-            target=13.0 if dev.type == "cpu" else None,
-        )
 
-    seg_cases = [(2000, 32, 32, 8)] if quick else [(16384, 32, 32, 16), (16384, 32, 32, 1024)]
-    for N, D1, D2, R in seg_cases:
-        a = torch.randn(N, D1, generator=g, dtype=dt).to(dev).requires_grad_()
-        b = torch.randn(R, D1, D2, generator=g, dtype=dt).to(dev).requires_grad_()
-        seglen = torch.bincount(torch.randint(0, R, (N,), generator=g), minlength=R)
-        rows += _compare(
-            f"segment_mm N={N} D1={D1} D2={D2} R={R} {dt}",
-            partial(segment_mm, a, b, seglen), partial(_loop_segment, a, b, seglen.tolist()),
-            "loop of torch.mm per segment", a, b, repeat=repeat, sync=sync, target=None,
-        )
-    for row in rows:
-        print(f"   {row['case']}: {row['speedup']:.2f}x vs {row['baseline']}", flush=True)
-    return rows
+def _cases_for(cfg, N: int, D1: int, D2: int, R: int) -> list[Case]:
+    import torch_api
+
+    a, b, idx, seglen = _problem(cfg, N, D1, D2, R)
+    info = dict(N=N, D1=D1, D2=D2, R=R, dtype=cfg.dtype_name)
+    problem = f"N={N} D1={D1} D2={D2} R={R}"
+
+    def jax_args(index):
+        return tuple(bridge.to_jax(x.contiguous()) for x in (a, b, index.int()))
+
+    gather = [
+        Impl("torch_api", lambda: torch_runner(torch_api.gather_mm, (a, b, idx), (0, 1)),
+             ours=True),
+        Impl("jax_api", lambda: jax_runner(_ours_jax("gather_mm"), jax_args(idx), (0, 1)),
+             ours=True),
+        Impl("torch bmm(b[idx])", lambda: torch_runner(_bmm_gather, (a, b, idx), (0, 1))),
+        Impl("jax einsum(b[idx])", lambda: jax_runner(_jax_gather, jax_args(idx), (0, 1))),
+        Impl("tsgu 0.2.7", lambda: torch_runner(tsgu().gather_mm, (a, b, idx), (0, 1))),
+    ]
+    goals = []
+    if cfg.device == "cpu":
+        goals = [Goal("torch_api >= 13x faster than bmm(b[idx]) (fwd+bwd)",
+                      time_ratio("torch_api", "torch bmm(b[idx])"), 1 / 13, "issue 5")]
+
+    lens = seglen.tolist()
+    segment = [
+        Impl("torch_api", lambda: torch_runner(torch_api.segment_mm, (a, b, seglen), (0, 1)),
+             ours=True),
+        Impl("jax_api", lambda: jax_runner(_ours_jax("segment_mm"), jax_args(seglen), (0, 1)),
+             ours=True),
+        Impl("torch loop of mm", lambda: torch_runner(_loop_segment(lens), (a, b), (0, 1))),
+        Impl("jax.lax.ragged_dot", lambda: jax_runner(_ragged_dot, jax_args(seglen), (0, 1))),
+        Impl("tsgu 0.2.7", lambda: torch_runner(tsgu().segment_mm, (a, b, seglen), (0, 1))),
+    ]
+    return [Case("gather_mm", problem, gather, goals, info),
+            Case("segment_mm", problem, segment, [], info)]
+
+
+def cases(cfg) -> list[Case]:
+    return [case for size in SIZES[cfg.suite] for case in _cases_for(cfg, *size)]

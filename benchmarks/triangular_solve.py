@@ -1,98 +1,116 @@
-"""``sparse_triangular_solve`` forward + backward with the lower factor of the stencil (issue 3).
+"""``sparse_triangular_solve``: ``X = L^{-1} B`` and its gradients for L (on L's pattern) and B.
 
-Problem: L = ``lower(stencil27(k))``: the lower triangle of the 27-point-stencil matrix of a
-``k^3`` grid with a dominant diagonal (k = 50: 125,000 rows, 1.7M nonzeros; k = 20 with
-``quick``), float32, COO (int64 indices) and CSR (int32 indices); B and the upstream gradient G
-are dense ``(n, 32)``. One timed call is ``X = solve(L, B, upper=False)`` and
-``torch.autograd.grad(X, (L, B), G)`` (one more triangular solve and an SDDMM).
-
-Compared side by side in one process (minimum over interleaved rounds, as in
-``benchmarks.sparse_mm``): ``torch_api`` in steady state
-(transposed pattern cached, as in training) and cold (cache emptied before every call), against
-torchsparsegradutils 0.2.7 ``sparse_triangular_solve`` (imported lazily; rows skipped if not
-installed). Target: speedup >= 2 for COO and CSR. The relative difference between the two
-results is reported as a check that both solve the same system.
+Problem: ``L`` the lower triangle of the 27-point stencil with a dominant diagonal (``lower``,
+``upper=False``), ``B`` dense ``(n, rhs)``, COO and CSR. Goals: torch_api at least 2x faster than
+torchsparsegradutils 0.2.7 (forward + backward; issue 3); jax_api within 1.5x of torch_api
+(issue 6). Baselines: torch's own CSR ``torch.triangular_solve`` (its backward returns a dense
+``n x n`` gradient for L), dense solves in torch and JAX, and SciPy's ``spsolve_triangular``
+(forward only).
 """
 
 from __future__ import annotations
 
-from functools import partial
+import warnings
 
 import torch
 
-from benchmarks._problems import lower, stencil27
-from benchmarks._timing import timeit_interleaved
-from torch_api import sparse_triangular_solve
-
-P = 32
-LAYOUTS = {"coo": (torch.sparse_coo, torch.int64), "csr": (torch.sparse_csr, torch.int32)}
-
-
-def _tsgu():
-    try:
-        import torchsparsegradutils
-    except ImportError:
-        return None
-    return torchsparsegradutils.sparse_triangular_solve
+import bridge
+from benchmarks._harness import Case, Goal, Impl, Unsupported, time_ratio
+from benchmarks._runners import (
+    jax_runner,
+    on_cpu,
+    plain_runner,
+    to_jax_sparse,
+    torch_runner,
+    tsgu,
+)
 
 
-def _ours_cold(A, B, **kw):
-    from torch_api import _pattern
-
-    _pattern._transpose_cache.clear()
-    return sparse_triangular_solve(A, B, **kw)
-
-
-def step(op, A, B, G):
-    X = op(A, B, upper=False)
-    return (X, *torch.autograd.grad(X, (A, B), G))
+def _torch_native(A, B):
+    with warnings.catch_warnings():  # torch.triangular_solve is deprecated, and the only sparse one
+        warnings.simplefilter("ignore")
+        return torch.triangular_solve(B, A, upper=False).solution
 
 
-def run(device: str, quick: bool) -> list[dict]:
-    k = 20 if quick else 50
-    n = k**3
-    sync = torch.cuda.synchronize if device == "cuda" else None
-    repeat = 3 if quick else 7
-    tsgu = _tsgu()
-    if tsgu is None:
-        print(
-            "   torchsparsegradutils 0.2.7 is not installed: no baseline rows "
-            "(pip install torchsparsegradutils==0.2.7 --no-deps)",
-            flush=True,
+def _torch_dense(A, B):
+    return torch.linalg.solve_triangular(A, B, upper=False)
+
+
+def _jax_dense(A, B):
+    import jax.scipy.linalg
+
+    return jax.scipy.linalg.solve_triangular(A, B, lower=True)
+
+
+def _ours_jax(A, B):
+    import jax_api
+
+    return jax_api.sparse_triangular_solve(A, B, upper=False)
+
+
+def _tsgu(A, B):
+    return tsgu().sparse_triangular_solve(A, B, upper=False)
+
+
+def impls(cfg, A: torch.Tensor, B: torch.Tensor, layout: str) -> list[Impl]:
+    import torch_api
+
+    n = A.shape[0]
+    item = A.values().element_size()
+
+    def ours_torch(A, B):
+        return torch_api.sparse_triangular_solve(A, B, upper=False)
+
+    def native():
+        if layout != "csr":
+            raise Unsupported("torch.triangular_solve takes CSR only, not COO")
+        return torch_runner(_torch_native, (A, B), (0, 1))
+
+    def jax_dense():
+        return jax_runner(_jax_dense, (bridge.to_jax(A.to_dense()), bridge.to_jax(B)), (0, 1))
+
+    def scipy():
+        on_cpu(cfg.device, "SciPy")
+        from scipy.sparse.linalg import spsolve_triangular
+
+        S = bridge.to_scipy(A).tocsr()
+        return plain_runner(lambda S, X: spsolve_triangular(S, X, lower=True), (S, B.numpy()))
+
+    return [
+        Impl("torch_api", lambda: torch_runner(ours_torch, (A, B), (0, 1)), ours=True),
+        Impl(
+            "jax_api",
+            lambda: jax_runner(_ours_jax, (to_jax_sparse(A), bridge.to_jax(B)), (0, 1)),
+            ours=True,
+        ),
+        # its backward forms the gradient of L as a dense n x n matrix (and -dB X^T before it)
+        Impl("torch native", native, needs_bytes=2 * n * n * item),
+        Impl(
+            "torch dense",
+            lambda: torch_runner(_torch_dense, (A.to_dense(), B), (0, 1)),
+            needs_bytes=3 * n * n * item,
+        ),
+        Impl("jax dense", jax_dense, needs_bytes=3 * n * n * item),
+        Impl("scipy", scipy),
+        Impl("tsgu 0.2.7", lambda: torch_runner(_tsgu, (A, B), (0, 1))),
+    ]
+
+
+def cases(cfg) -> list[Case]:
+    out = []
+    for layout in cfg.layouts:
+        A = cfg.matrix_for("lower", layout)
+        B = cfg.dense(A.shape[0])
+        info = dict(
+            n=A.shape[0], nnz=A._nnz(), rhs=cfg.rhs, layout=layout,
+            index_dtype=cfg.index_name(layout), dtype=cfg.dtype_name,
         )
-    g = torch.Generator().manual_seed(1)
-    B0 = torch.randn(n, P, generator=g)
-    G = torch.randn(n, P, generator=g).to(device)
-    rows = []
-    for lname, (layout, index_dtype) in LAYOUTS.items():
-        L = lower(stencil27(k, torch.float32, layout, index_dtype, seed=0))
-        L = L.to(device).requires_grad_()
-        B = B0.to(device).requires_grad_()
-        ops = {"ours": sparse_triangular_solve, "ours_cold": _ours_cold}
-        if tsgu is not None:
-            ops["tsgu"] = tsgu
-        fns = {name: partial(step, op, L, B, G) for name, op in ops.items()}
-        times = timeit_interleaved(fns, repeat=repeat, sync=sync, slow=("tsgu",))
-        row = {
-            "case": f"triangular_solve lower fwd+bwd {lname} n={n} nnz={L._nnz()} p={P} float32",
-            "threads": torch.get_num_threads(),
-            "ours_ms": times["ours"] * 1e3,
-            "ours_cold_ms": times["ours_cold"] * 1e3,
-        }
-        if tsgu is not None:
-            X, dL, dB = step(sparse_triangular_solve, L, B, G)
-            Xt, dLt, dBt = step(tsgu, L, B, G)
-            rel = float(torch.linalg.vector_norm(X - Xt) / torch.linalg.vector_norm(Xt))
-            row.update(
-                {
-                    "baseline": "torchsparsegradutils 0.2.7 sparse_triangular_solve",
-                    "baseline_ms": times["tsgu"] * 1e3,
-                    "speedup": times["tsgu"] / times["ours"],
-                    "speedup_cold": times["tsgu"] / times["ours_cold"],
-                    "target": "speedup >= 2",
-                    "ok": times["tsgu"] / times["ours"] >= 2.0,
-                    "X_rel_diff_vs_baseline": rel,
-                }
-            )
-        rows.append(row)
-    return rows
+        goals = [
+            Goal("torch_api >= 2x faster than tsgu 0.2.7 (fwd+bwd)",
+                 time_ratio("torch_api", "tsgu 0.2.7"), 0.5, "issue 3"),
+            Goal("jax_api within 1.5x of torch_api (fwd+bwd)",
+                 time_ratio("jax_api", "torch_api"), 1.5, "issue 6"),
+        ]
+        out.append(Case("sparse_triangular_solve", f"{cfg.name_of('lower')} {layout}",
+                        impls(cfg, A, B, layout), goals, info))
+    return out
