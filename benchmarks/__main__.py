@@ -45,7 +45,7 @@ def parser() -> argparse.ArgumentParser:
                    help="sparse layouts to run (default: both)")
     p.add_argument("--rhs", type=int, default=None, help="right-hand sides / columns of B")
     p.add_argument("--size", type=int, default=None,
-                   help="grid side k of the built-in matrices (quick 20, full 50)")
+                   help="grid side k of the built-in matrices (quick 16, full 50)")
     p.add_argument("--repeats", type=int, default=None, help="timed rounds per case")
     p.add_argument("--budget", type=float, default=None,
                    help="seconds of timing per implementation and case before it stops repeating")
@@ -152,7 +152,7 @@ def main(argv=None) -> int:
 
     ratios = _report.ratio_rows(runs)
     goals = [r for r in ratios if "limit" in r]
-    _report.print_goals(goals)
+    _report.print_goals(goals, cfg.suite)
     _report.write_csv(out / f"{tag}-results.csv", _report.result_rows(runs), env_info)
     _report.write_csv(out / f"{tag}-ratios.csv", ratios)
     _report.write_csv(out / f"{tag}-goals.csv", goals)

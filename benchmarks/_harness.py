@@ -6,9 +6,10 @@ set (:class:`Goal`). An implementation's factory builds its inputs and returns a
 ``forward()``, and for the differentiable ones ``backward(out)`` or a fused ``step()``.
 
 :func:`measure` runs a case: every runner is built and warmed up, its peak memory measured
-(:mod:`benchmarks._memory`), then all of them are timed in interleaved rounds (one call of each
-per round, so a machine's background load falls on all alike) until ``repeats`` rounds or each
-one's time budget is spent. A runner that cannot run is recorded with the reason, not dropped:
+(:mod:`benchmarks._memory`; those calls give the first timing sample), then all of them are
+timed in interleaved rounds (one call of each per round, so a machine's background load falls
+on all alike) until each has ``repeats`` samples or has spent its time budget. A runner that
+cannot run is recorded with the reason, not dropped:
 ``not installed``, ``unsupported``, ``oom`` (estimated ahead for the baselines known to densify,
 or raised), or ``error``.
 """
@@ -16,7 +17,6 @@ or raised), or ``error``.
 from __future__ import annotations
 
 import statistics
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -183,46 +183,42 @@ def measure(
         if runner is None:
             continue
         res.inputs_bytes = _memory.nbytes(runner.inputs)
-        # warm-up: compilation, caches, lazy initialisation
-        if _guarded(res, lambda r=runner: _memory.block(r.forward()), verbose) is None:
-            continue
-        if runner.differentiable:
-            ok = _guarded(res, lambda r=runner: _memory.block(r.forward_backward()), verbose)
-            if ok is None:
-                if res.status.startswith("unsupported"):  # forward alone still counts
-                    res.status = "ok"
-                    runner.backward = runner.step = None
-                else:
-                    continue
+        # warm-up: caches and lazy initialisation (JAX runners are compiled ahead)
+        warm = runner.forward_backward if runner.differentiable else runner.forward
+        if _guarded(res, lambda f=warm: _memory.block(f()), verbose) is None:
+            if not (runner.differentiable and res.status.startswith("unsupported")):
+                continue
+            res.status = "ok"  # no gradient: the forward alone still counts
+            runner.backward = runner.step = None
+            if _guarded(res, lambda r=runner: _memory.block(r.forward()), verbose) is None:
+                continue
         progress(f"{case.op} [{case.problem}] {impl.name}: memory")
         mem = _guarded(res, lambda r=runner: _memory.peaks(r, device), verbose)
         if mem is None:
             continue
-        res.fwd_peak, res.bwd_peak, res.step_peak, res.memory_method = mem
+        res.fwd_peak, res.bwd_peak, res.step_peak = mem.forward, mem.backward, mem.step
+        res.memory_method = mem.method
+        res.fwd_s += [] if mem.forward_s is None else [mem.forward_s]
+        res.fwdbwd_s += [] if mem.step_s is None else [mem.step_s]
         runners[impl.name] = runner
 
-    spent = dict.fromkeys(runners, 0.0)
+    # the memory runs gave each runner its first sample; rounds go on while budgets last
+    spent = {n: sum(results[n].fwd_s) + sum(results[n].fwdbwd_s) for n in runners}
     for r in range(repeats):
-        live = [n for n in runners if r == 0 or spent[n] < budget_s]
+        wanted = [n for n in runners if len(results[n].fwd_s) < repeats]
+        live = [n for n in wanted if not results[n].fwd_s or spent[n] < budget_s]
+        for name in set(wanted) - set(live):
+            results[name].budget_hit = True
         if not live:
             break
-        for name in runners:
-            if name not in live:
-                results[name].budget_hit = True
-        progress(f"{case.op} [{case.problem}]: timing round {r + 1}/{repeats}")
+        progress(f"{case.op} [{case.problem}]: timing round {r + 1}")
         for name in live:
             runner, res = runners[name], results[name]
-            t = _timed(runner.forward)
+            _, t = _memory.timed_call(runner.forward)
             res.fwd_s.append(t)
             spent[name] += t
             if runner.differentiable:
-                t = _timed(runner.forward_backward)
+                _, t = _memory.timed_call(runner.forward_backward)
                 res.fwdbwd_s.append(t)
                 spent[name] += t
     return results
-
-
-def _timed(fn: Callable[[], Any]) -> float:
-    t0 = time.perf_counter()
-    _memory.block(fn())
-    return time.perf_counter() - t0

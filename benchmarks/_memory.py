@@ -9,6 +9,9 @@ call's peak is ``VmHWM - VmRSS(before)``.
 
 CUDA: ``torch.cuda.max_memory_allocated`` growth for torch and SciPy-free runners; for a jitted
 JAX runner XLA's compiled memory analysis (its allocator's peak cannot be reset).
+
+The measured calls are timed too (after the warm-up, like every timed call): a slow baseline
+then needs no further round to have a time.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -116,43 +121,64 @@ def cpu_method() -> str:
     return "RSS high-water mark" + ("" if tuned else " (allocator not tuned: a lower bound)")
 
 
-def _cpu_peak(fn) -> tuple[object, int | None]:
+def _cpu_peak(fn) -> tuple[object, int | None, float]:
     gc.collect()
     try:
         before = _status_kib("VmRSS")
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     except OSError:
-        return block(fn()), None
-    out = block(fn())
-    return out, max(_status_kib("VmHWM") - before, 0) * 1024
+        out, seconds = timed_call(fn)
+        return out, None, seconds
+    out, seconds = timed_call(fn)
+    return out, max(_status_kib("VmHWM") - before, 0) * 1024, seconds
 
 
-def _cuda_peak(fn) -> tuple[object, int]:
+def _cuda_peak(fn) -> tuple[object, int, float]:
     gc.collect()
     torch.cuda.synchronize()
     before = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
+    out, seconds = timed_call(fn)
+    return out, torch.cuda.max_memory_allocated() - before, seconds
+
+
+def timed_call(fn) -> tuple[object, float]:
+    """``fn()`` with its asynchronous results waited for, and the seconds it took."""
+    t0 = time.perf_counter()
     out = block(fn())
-    return out, torch.cuda.max_memory_allocated() - before
+    return out, time.perf_counter() - t0
 
 
-def peaks(runner, device: str) -> tuple[int | None, int | None, int | None, str]:
-    """``(forward, backward, forward+backward)`` peak growth of one runner, and the method."""
+@dataclass
+class Peaks:
+    """Peak growth of one runner's calls (bytes, None where not measured), how they were
+    measured, and the seconds the measured calls took (timing samples like any other)."""
+
+    forward: int | None
+    backward: int | None
+    step: int | None
+    method: str
+    forward_s: float | None = None
+    step_s: float | None = None
+
+
+def peaks(runner, device: str) -> Peaks:
+    """``forward``, ``backward`` (forward output held) and ``forward + backward`` peaks."""
     if device == "cuda" and runner.xla_bytes is not None:
         x = runner.xla_bytes
-        return x.get("forward"), None, x.get("step"), "XLA compiled memory analysis"
+        return Peaks(x.get("forward"), None, x.get("step"), "XLA compiled memory analysis")
     peak, method = (_cuda_peak, "torch.cuda.max_memory_allocated") if device == "cuda" else (
         _cpu_peak,
         cpu_method(),
     )
-    out, fwd = peak(runner.forward)
-    bwd = step = None
+    out, fwd, fwd_s = peak(runner.forward)
+    bwd = step = step_s = None
     if runner.backward is not None:
-        _, bwd = peak(lambda: runner.backward(out))
+        _, bwd, _ = peak(lambda: runner.backward(out))
     del out
     if runner.differentiable:
-        _, step = peak(runner.forward_backward)
-    return fwd, bwd, step, method
+        _, step, step_s = peak(runner.forward_backward)
+    return Peaks(fwd, bwd, step, method, fwd_s, step_s)
 
 
 def available_bytes(device: str) -> int:

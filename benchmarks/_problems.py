@@ -41,7 +41,7 @@ class Config:
     index_dtype: torch.dtype = torch.int32  # CSR indices; torch's COO indices are int64
     layouts: tuple = ("coo", "csr")
     rhs: int = 32
-    size: int = 20  # grid side k of the built-in matrices
+    size: int = 16  # grid side k of the built-in matrices
     repeats: int = 5
     budget_s: float = 2.0  # timing budget of one implementation on one case
     matrix: Path | None = None
@@ -54,7 +54,7 @@ class Config:
     @classmethod
     def for_suite(cls, suite: str, **overrides) -> Config:
         base = {
-            "quick": dict(size=20, repeats=5, budget_s=1.5),
+            "quick": dict(size=16, repeats=5, budget_s=1.5),
             "full": dict(size=50, repeats=7, budget_s=8.0, densities=(1e-4, 1e-3, 1e-2)),
         }[suite]
         base.update({k: v for k, v in overrides.items() if v is not None})
@@ -95,7 +95,7 @@ class Config:
         if self.matrix is not None:
             return _from_mtx(self.matrix, kind, self.dtype)
         if kind.startswith("random:"):
-            n = 8 * k * k  # 3,200 at k = 20; 20,000 at k = 50
+            n = 8 * k * k  # 2,048 at k = 16; 20,000 at k = 50
             nnz = max(int(float(kind.split(":")[1]) * n * n), n)
             return rand_sparse(
                 (n, n), nnz, torch.sparse_csr, indices_dtype=torch.int64,

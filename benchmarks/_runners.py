@@ -111,7 +111,7 @@ def tsgu():
 
 
 # a dense LU costs about n^3 flops: above this size it would take the suite's whole budget
-DENSE_SOLVE_MAX = {"cpu": 4096, "cuda": 32768}
+DENSE_SOLVE_MAX = {"cpu": 3000, "cuda": 32768}
 
 
 def dense_solve_cap(cfg, n: int) -> None:
