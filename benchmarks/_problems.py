@@ -8,14 +8,15 @@ on a ``(1, k, k, k)`` volume, so a stencil is "every voxel coupled to its neighb
   stand-in for SuiteSparse Rothberg/cfd2;
 - ``spd``: the SPD 7-point Poisson matrix (6 on the diagonal, -1 to each face neighbour);
 - ``lower``: the lower triangle of the 27-point stencil (``upper=False``) with the diagonal 27;
+- ``spd_lower``: the lower triangle of the Poisson matrix, diagonal included;
 - ``random(density)``: :func:`torch_api.utils.rand_sparse` with a dominant diagonal;
 - ``tall``: the 27-point stencil stacked on the identity, ``(2n, n)``: a damped least-squares
   problem ``min ||A x - b||^2 + ||x||^2``, of full column rank whatever ``A`` is.
 
 ``--matrix PATH.mtx`` replaces them with a Matrix Market file read by ``scipy.io.mmread``:
 ``general`` is the matrix itself, ``lower`` its lower triangle with the diagonal replaced by
-``1 + sum |row|``, ``spd`` its symmetric part with the same dominant diagonal, ``tall`` the
-matrix (any shape) stacked on the identity.
+``1 + sum |row|``, ``spd`` its symmetric part with the same dominant diagonal, ``spd_lower``
+that one's lower triangle, ``tall`` the matrix (any shape) stacked on the identity.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class Config:
 
     # ---------------------------------------------------------------- matrices, cached per run
     def matrix_for(self, kind: str, layout: str = "csr", size: int | None = None) -> torch.Tensor:
-        """``kind`` in general / spd / lower / random:<density>, as a torch tensor on device."""
+        """``kind`` (see the module docstring) as a torch tensor on ``self.device``."""
         key = (kind, layout, size)
         if key not in self._cache:
             A = self._host_csr(kind, size or self.size)
@@ -86,7 +87,8 @@ class Config:
         if kind.startswith("random:"):
             return f"random n={8 * k * k} density={kind.split(':')[1]}"
         names = {"general": "27-point stencil", "spd": "7-point Poisson",
-                 "lower": "27-point lower", "tall": "[27-point stencil; I]"}
+                 "lower": "27-point lower", "spd_lower": "7-point Poisson lower",
+                 "tall": "[27-point stencil; I]"}
         return f"{names[kind]} {k}^3"
 
     def _host_csr(self, kind: str, k: int) -> torch.Tensor:
@@ -115,10 +117,11 @@ def stencil(k: int, kind: str, dtype: torch.dtype, seed: int = 0) -> torch.Tenso
         "general": (1.75, 27.0, None),
         "lower": (1.75, 27.0, False),
         "spd": (1.0, 6.0, None),
+        "spd_lower": (1.0, 6.0, False),
     }[kind]
     enc = PairwiseEncoder(radius, (1, k, k, k), diag=True, upper=upper, layout=torch.sparse_csr)
     shape = (len(enc.offsets), 1, k, k, k)
-    if kind == "spd":
+    if kind.startswith("spd"):
         values = torch.full(shape, -1.0, dtype=torch.float64)
     else:
         values = torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
@@ -160,12 +163,14 @@ def _from_mtx(path, kind: str, dtype: torch.dtype) -> torch.Tensor:
     M = sp.csr_array(M, dtype=np.float64)
     if M.shape[0] != M.shape[1] and kind != "general":
         raise ValueError(f"--matrix: {path} is {M.shape[0]}x{M.shape[1]}; a {kind} solve needs a square one.")
-    if kind in ("lower", "spd"):
+    if kind in ("lower", "spd", "spd_lower"):
         M = sp.tril(M, -1) if kind == "lower" else (M + M.T) / 2
         M = sp.csr_array(M)
         M.setdiag(0)
         M.eliminate_zeros()
         M = sp.csr_array(M + sp.diags_array(1 + abs(M).sum(axis=1)))
+        if kind == "spd_lower":
+            M = sp.csr_array(sp.tril(M))
     M.sum_duplicates()
     M.sort_indices()
     M.indptr, M.indices = M.indptr.astype(np.int64), M.indices.astype(np.int64)

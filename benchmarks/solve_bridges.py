@@ -3,8 +3,8 @@
 - ``sparse_solve_j4t`` with JAX's BiCGSTAB on the SPD 7-point Poisson matrix (``spd``) against
   the same jitted ``jax.scipy.sparse.linalg.bicgstab`` called on a BCOO built once, outside the
   timing (j4t hands JAX a BCOO whatever the torch layout);
-- ``sparse_solve_c4t`` with ``"spsolve_triangular"`` on the lower factor (``lower``) and with
-  ``"cg"`` on the Poisson matrix, against SciPy (CPU) or CuPy (CUDA) called on a matrix built
+- ``sparse_solve_c4t`` with ``"spsolve_triangular"`` on the Poisson matrix's lower triangle
+  (``spd_lower``) and with ``"cg"`` on the Poisson matrix, against SciPy (CPU) or CuPy (CUDA) called on a matrix built
   once.
 
 One right-hand side ``b (n,)``, tolerance ``TOL``. What is compared is the forward solve: the
@@ -87,7 +87,7 @@ def cases(cfg) -> list[Case]:
                   "jitted jax bicgstab BCOO",
                   lambda A, b: jax_runner(_jax_bicgstab, (to_jax_sparse(A.to_sparse_coo()),
                                                           bridge.to_jax(b)))),
-            _case(cfg, "sparse_solve_c4t", "spsolve_triangular", "lower", layout,
+            _case(cfg, "sparse_solve_c4t", "spsolve_triangular", "spd_lower", layout,
                   _c4t("spsolve_triangular", lower=True), f"{lib} spsolve_triangular",
                   lambda A, b: _direct(cfg, "spsolve_triangular", A, b, lower=True)),
             _case(cfg, "sparse_solve_c4t", "cg", "spd", layout, _c4t("cg", **cg_tol),

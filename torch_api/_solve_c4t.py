@@ -26,9 +26,10 @@ import numpy as np
 import torch
 
 from ._convergence import report_nonconvergence
-from ._pattern import _INT32_MAX, Pattern
+from ._pattern import _INT32_MAX, Pattern, _cached
 from ._solve import implicit_solve
 from ._solve_j4t import residual_failures
+from ._triangular_solve import check_triangular_csr
 from ._validate import check_rhs, check_sparse
 
 ITERATIVE = ("cg", "cgs", "minres", "gmres")
@@ -197,16 +198,16 @@ def _flat_solve(solve, kwargs: dict, raise_on_failure: bool, transposed: bool):
 
 def _check_triangle(A: torch.Tensor, lower: bool) -> None:
     """SciPy's ``spsolve_triangular`` reads a non-triangular matrix without complaint (a wrong
-    answer): refuse stored entries on the wrong side of the diagonal, O(nnz)."""
-    pattern, _ = Pattern.of(A.detach())
-    rows, cols = pattern.rows(), pattern.col
-    wrong = rows < cols if lower else rows > cols
-    if bool(wrong.any()):
-        raise ValueError(
-            f"A: expected a {'lower' if lower else 'upper'}-triangular matrix for "
-            f"'spsolve_triangular' (lower={lower}), got {int(wrong.sum())} stored entries "
-            f"{'above' if lower else 'below'} the diagonal."
-        )
+    answer): refuse entries on the wrong side of the diagonal, in O(nnz) once per pattern (the
+    check depends on the indices alone). A missing or zero diagonal SciPy and CuPy refuse."""
+    pattern, values = Pattern.of(A.detach())
+
+    def check() -> bool:
+        check_triangular_csr(pattern.crow, pattern.col, values, shape=tuple(A.shape),
+                             upper=not lower, unitriangular=False, ignore_diagonal=True)
+        return True  # only a pattern that passed is remembered
+
+    _cached(f"triangle lower={lower}", pattern.source, tuple(A.shape), check)
 
 
 def _zero_diagonal(A: torch.Tensor) -> torch.Tensor:

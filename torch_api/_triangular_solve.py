@@ -37,15 +37,20 @@ def _check_triangular(pattern: Pattern, values: torch.Tensor, upper: bool, unitr
     )
 
 
-def check_triangular_csr(crow, col, values, *, shape, upper: bool, unitriangular: bool) -> None:
+def check_triangular_csr(
+    crow, col, values, *, shape, upper: bool, unitriangular: bool, ignore_diagonal: bool = False
+) -> None:
     """O(nnz) triangularity checks on a flat, row-sorted CSR pattern (torch tensors; padding after
     ``crow[-1]`` ignored, duplicates allowed; NumPy does the work on CPU, where it is
-    several times faster for these small passes); positions in the caller's coordinates."""
+    several times faster for these small passes); positions in the caller's coordinates.
+    ``ignore_diagonal``: check the side only (a solver that ignores the stored diagonal)."""
     n = shape[-1]
     nv = int(crow[-1])
     N = crow.shape[0] - 1
     if crow.device.type == "cpu":
         crow, cols, values = crow.numpy(), col[:nv].numpy(), values[:nv].numpy()
+        if ignore_diagonal and _side_ok(crow, cols, upper):
+            return
         rows = np.repeat(np.arange(N, dtype=cols.dtype), np.diff(crow))
         first = lambda mask: int(np.argmax(mask))
         rows_or_n = lambda mask: np.where(mask, rows, N)
@@ -73,6 +78,8 @@ def check_triangular_csr(crow, col, values, *, shape, upper: bool, unitriangular
             f"A: expected {'an upper' if upper else 'a lower'}-triangular matrix (upper={upper}), "
             f"got {int(wrong.sum())} stored entries {side} the diagonal, e.g. at {where(wrong)}."
         )
+    if ignore_diagonal:
+        return
     diag = rows == cols
     if unitriangular:
         if bool(diag.any()):
@@ -90,6 +97,16 @@ def check_triangular_csr(crow, col, values, *, shape, upper: bool, unitriangular
             f"A: expected a nonzero stored diagonal (unitriangular=False), got {missing} missing "
             f"and {zero} zero diagonal entries out of {N}: the matrix is singular."
         )
+
+
+def _side_ok(crow: np.ndarray, cols: np.ndarray, upper: bool) -> bool:
+    """Every stored entry on the right side of the diagonal, in one gather and no row array:
+    entry ``k`` of row ``r`` (``crow[r] <= k < crow[r + 1]``) has ``cols[k] <= r`` exactly when
+    ``crow[cols[k]] <= k``, and ``cols[k] >= r`` exactly when ``crow[cols[k] + 1] > k``."""
+    k = np.arange(cols.size, dtype=crow.dtype)
+    if upper:
+        return bool((crow[cols + 1] > k).all())
+    return bool((crow[cols] <= k).all())
 
 
 def _flat_solve(

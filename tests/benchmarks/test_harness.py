@@ -66,6 +66,24 @@ def test_torch_runner_gradients_are_those_of_the_fixed_cotangent():
     assert not A.requires_grad and not B.requires_grad  # the caller's tensors are left alone
 
 
+def test_memory_calls_are_the_first_sample_and_the_budget_stops_the_rounds():
+    import time
+
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.02)
+        return torch.ones(2)
+
+    res = measure(Case("op", "p", [Impl("slow", lambda: Runner(forward=slow)),
+                                    Impl("fast", lambda: Runner(forward=lambda: torch.ones(2)))]),
+                  device="cpu", repeats=4, budget_s=0.01)
+    assert len(res["slow"].fwd_s) == 1 and res["slow"].budget_hit  # warm-up + memory call only
+    assert len(calls) == 2 and res["slow"].fwd_s[0] >= 0.02
+    assert len(res["fast"].fwd_s) == 4 and not res["fast"].budget_hit
+
+
 def test_time_ratio_and_goal_need_both_sides():
     res = _measure(
         Impl("ours", lambda: Runner(forward=lambda: torch.ones(2)), ours=True),
@@ -103,6 +121,7 @@ def test_built_in_matrices():
     P = stencil(4, "spd", torch.float64).to_dense()
     assert torch.equal(P, P.T) and torch.linalg.eigvalsh(P).min() > 0
     assert (P[inner] != 0).sum() == 7
+    assert torch.equal(stencil(4, "spd_lower", torch.float64).to_dense(), torch.tril(P))
 
 
 def test_matrix_market_problems(tmp_path):
@@ -119,6 +138,7 @@ def test_matrix_market_problems(tmp_path):
     assert torch.equal(L, torch.tril(L)) and (L.diagonal() >= 1).all()
     S = cfg.matrix_for("spd", "csr").to_dense().double()
     assert torch.allclose(S, S.T) and torch.linalg.eigvalsh(S).min() > 0
+    torch.testing.assert_close(cfg.matrix_for("spd_lower", "coo").to_dense().double(), torch.tril(S))
     scipy.io.mmwrite(tmp_path / "r.mtx", sp.random(3, 4, density=0.5, random_state=0))
     with pytest.raises(ValueError, match="square"):
         Config.for_suite("quick", matrix=tmp_path / "r.mtx").matrix_for("spd")

@@ -88,6 +88,24 @@ def test_plots_written(quick_run):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_matrix_market_file_end_to_end(tmp_path):
+    pytest.importorskip("jax")
+    import scipy.io
+    import scipy.sparse as sp
+
+    M = sp.random(40, 40, density=0.1, random_state=0, format="coo") + sp.eye(40)
+    scipy.io.mmwrite(tmp_path / "small.mtx", M)
+    cmd = [sys.executable, "-m", "benchmarks", "--matrix", str(tmp_path / "small.mtx"), "--ops",
+           "sparse_mm", "--layout", "csr", "--repeats", "1", "--rhs", "2", "--no-plots",
+           "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = _rows(tmp_path / "quick-small-results.csv")
+    assert {r["problem"] for r in rows} == {"small.mtx (general) csr"}
+    assert {r["nnz"] for r in rows} == {str(sp.csr_array(M).nnz)}
+    assert all(r["status"] == "ok" for r in rows if r["ours"] == "True")
+
+
 def test_options_are_checked():
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "--ops", "nonsense"], cwd=ROOT,
                           capture_output=True, text=True)

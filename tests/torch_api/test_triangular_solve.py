@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -229,3 +231,23 @@ def test_batch_mismatch():
     A = to_sparse(tri_dense((2, N, N), True, False), torch.sparse_csr)
     with pytest.raises(ValueError, match="B: expected batch size 2"):
         sparse_triangular_solve(A, torch.ones(3, N, 1, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("upper", [False, True])
+def test_side_check_without_row_array_matches_the_entrywise_check(upper):
+    from torch_api._triangular_solve import _side_ok
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n = int(rng.integers(1, 9))
+        D = rng.random((n, n)) < 0.3  # empty rows included
+        D = np.triu(D) if upper else np.tril(D)
+        if trial % 2:  # one entry on the wrong side
+            r, c = rng.integers(0, n, 2)
+            if r != c:
+                D[min(r, c), max(r, c)] = not upper
+                D[max(r, c), min(r, c)] = upper
+        rows, cols = np.nonzero(D)
+        crow = np.searchsorted(rows, np.arange(n + 1)).astype(np.int64)
+        want = bool(np.all(cols >= rows) if upper else np.all(cols <= rows))
+        assert _side_ok(crow, cols.astype(np.int64), upper) == want
