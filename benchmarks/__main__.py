@@ -83,7 +83,8 @@ class Progress:
     def __call__(self, msg: str) -> None:
         if self.tty:
             bar = "#" * int(20 * self.done / max(self.total, 1))
-            line = f"[{bar:<20}] {self.done}/{self.total} {time.perf_counter() - self.start:5.0f}s {msg}"
+            elapsed = time.perf_counter() - self.start
+            line = f"[{bar:<20}] {self.done}/{self.total} {elapsed:5.0f}s {msg}"
             sys.stderr.write("\r" + line[:150].ljust(150))
             sys.stderr.flush()
 

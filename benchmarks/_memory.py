@@ -175,7 +175,7 @@ def peaks(runner, device: str) -> Peaks:
     bwd = step = step_s = None
     if runner.backward is not None:
         _, bwd, _ = peak(lambda: runner.backward(out))
-    del out
+    out = None  # the forward output is released before the fused step
     if runner.differentiable:
         _, step, step_s = peak(runner.forward_backward)
     return Peaks(fwd, bwd, step, method, fwd_s, step_s)

@@ -20,11 +20,11 @@ def _bars(runs, title: str, value, unit: str, path: Path) -> Path:
     fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 0.42 * 8 * rows + 1), squeeze=False)
     for ax in axes.flat[len(runs):]:
         ax.axis("off")
-    for ax, (case, results) in zip(axes.flat, runs):
+    for ax, (case, results) in zip(axes.flat, runs, strict=False):
         names = list(results)
         vals = [value(r) if r.ok else None for r in results.values()]
         known = [v for v in vals if v]
-        for i, (name, v) in enumerate(zip(names, vals)):
+        for i, (name, v) in enumerate(zip(names, vals, strict=False)):
             res = results[name]
             if v:
                 ax.barh(i, v, color=OURS if res.ours else BASE)
@@ -33,7 +33,8 @@ def _bars(runs, title: str, value, unit: str, path: Path) -> Path:
                 status = res.status.split(":")[0] if not res.ok else "n/a"
                 ax.text(min(known, default=1), i, f" {status}", va="center", fontsize=7,
                         color="#b22222")
-        labels = [n + (" (fwd)" if results[n].ok and not results[n].fwdbwd_s else "") for n in names]
+        fwd_only = [results[n].ok and not results[n].fwdbwd_s for n in names]
+        labels = [n + (" (fwd)" if f else "") for n, f in zip(names, fwd_only, strict=True)]
         ax.set_yticks(range(len(names)), labels, fontsize=8)
         ax.invert_yaxis()
         if known:
@@ -61,7 +62,7 @@ def _memory(r):
 def _scaling(rows: list[dict], path: Path) -> Path:
     ops = sorted({r["op"] for r in rows})
     fig, axes = plt.subplots(1, len(ops), figsize=(6 * len(ops), 4.5), squeeze=False)
-    for ax, op in zip(axes.flat, ops):
+    for ax, op in zip(axes.flat, ops, strict=False):
         points = [r for r in rows if r["op"] == op and r["kind"] == "point"]
         for impl in dict.fromkeys(r["impl"] for r in points):
             pts = [r for r in points if r["impl"] == impl]

@@ -124,8 +124,8 @@ def stencil(k: int, kind: str, dtype: torch.dtype, seed: int = 0) -> torch.Tenso
     if kind.startswith("spd"):
         values = torch.full(shape, -1.0, dtype=torch.float64)
     else:
-        values = torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-        values = values * 2 - 1
+        g = torch.Generator().manual_seed(seed)
+        values = torch.rand(shape, generator=g, dtype=torch.float64) * 2 - 1
     values[0] = diag_value  # the zero offset comes first
     return enc(values.to(dtype)).detach()
 
@@ -162,7 +162,9 @@ def _from_mtx(path, kind: str, dtype: torch.dtype) -> torch.Tensor:
         raise ValueError(f"--matrix: {path} holds complex values; the benchmarks take real ones.")
     M = sp.csr_array(M, dtype=np.float64)
     if M.shape[0] != M.shape[1] and kind != "general":
-        raise ValueError(f"--matrix: {path} is {M.shape[0]}x{M.shape[1]}; a {kind} solve needs a square one.")
+        raise ValueError(
+            f"--matrix: {path} is {M.shape[0]}x{M.shape[1]}; a {kind} solve needs a square one."
+        )
     if kind in ("lower", "spd", "spd_lower"):
         M = sp.tril(M, -1) if kind == "lower" else (M + M.T) / 2
         M = sp.csr_array(M)

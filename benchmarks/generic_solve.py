@@ -1,4 +1,4 @@
-"""``sparse_generic_solve`` with CG: ``X = A^{-1} B`` and its gradients for A (on A's pattern) and B.
+"""``sparse_generic_solve`` with CG: ``X = A^{-1} B``, its gradients for A (on A's pattern) and B.
 
 Problem: the SPD 7-point Poisson matrix (``spd``), ``B`` dense ``(n, rhs)``, COO and CSR, CG to a
 relative residual of ``TOL``. Implementations: torch_api with :func:`torch_api.utils.linear_cg`,

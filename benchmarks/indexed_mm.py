@@ -35,7 +35,7 @@ def _jax_gather(a, b, idx):
 
 def _loop_segment(lens: list[int]):
     def fn(a, b):
-        return torch.cat([x @ w for x, w in zip(torch.split(a, lens), b)])
+        return torch.cat([x @ w for x, w in zip(torch.split(a, lens), b, strict=False)])
 
     return fn
 

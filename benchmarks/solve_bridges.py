@@ -4,8 +4,8 @@
   the same jitted ``jax.scipy.sparse.linalg.bicgstab`` called on a BCOO built once, outside the
   timing (j4t hands JAX a BCOO whatever the torch layout);
 - ``sparse_solve_c4t`` with ``"spsolve_triangular"`` on the Poisson matrix's lower triangle
-  (``spd_lower``) and with ``"cg"`` on the Poisson matrix, against SciPy (CPU) or CuPy (CUDA) called on a matrix built
-  once.
+  (``spd_lower``) and with ``"cg"`` on the Poisson matrix, against SciPy (CPU) or CuPy (CUDA)
+  called on a matrix built once.
 
 One right-hand side ``b (n,)``, tolerance ``TOL``. What is compared is the forward solve: the
 overhead of the bridge (conversion, compilation cache look-up, residual check) over the solver

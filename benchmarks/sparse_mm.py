@@ -106,7 +106,8 @@ def cases(cfg) -> list[Case]:
                 ]
                 if layout == "csr":
                     goals.insert(1, Goal("torch_api no slower than torch.sparse.mm CSR autograd",
-                                         time_ratio("torch_api", "torch.sparse.mm"), 1.0, "issue 3"))
+                                         time_ratio("torch_api", "torch.sparse.mm"), 1.0,
+                                         "issue 3"))
             out.append(Case("sparse_mm", f"{cfg.name_of(kind)} {layout}", impls(cfg, A, B, layout),
                             goals, info))
     return out

@@ -49,7 +49,8 @@ def test_unsupported_backward_keeps_the_forward():
     def backward(out):
         raise Unsupported("no gradient")
 
-    res = _measure(Impl("fwd only", lambda: Runner(forward=lambda: torch.ones(2), backward=backward)))
+    runner = Runner(forward=lambda: torch.ones(2), backward=backward)
+    res = _measure(Impl("fwd only", lambda: runner))
     r = res["fwd only"]
     assert r.ok and len(r.fwd_s) == 2 and r.fwdbwd_s == [] and r.step_peak is None
 
@@ -138,7 +139,8 @@ def test_matrix_market_problems(tmp_path):
     assert torch.equal(L, torch.tril(L)) and (L.diagonal() >= 1).all()
     S = cfg.matrix_for("spd", "csr").to_dense().double()
     assert torch.allclose(S, S.T) and torch.linalg.eigvalsh(S).min() > 0
-    torch.testing.assert_close(cfg.matrix_for("spd_lower", "coo").to_dense().double(), torch.tril(S))
+    S_lower = cfg.matrix_for("spd_lower", "coo").to_dense().double()
+    torch.testing.assert_close(S_lower, torch.tril(S))
     scipy.io.mmwrite(tmp_path / "r.mtx", sp.random(3, 4, density=0.5, random_state=0))
     with pytest.raises(ValueError, match="square"):
         Config.for_suite("quick", matrix=tmp_path / "r.mtx").matrix_for("spd")
