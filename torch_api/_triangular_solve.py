@@ -18,13 +18,25 @@ import functools
 import numpy as np
 import torch
 
-from ._pattern import Pattern
+from ._pattern import Pattern, _cached
 from ._solve import implicit_solve
 from ._validate import check_rhs, check_sparse
 
 
 def _check_triangular(pattern: Pattern, values: torch.Tensor, upper: bool, unitriangular: bool):
-    """Sorted CSR columns (MKL needs them), then the shared structural checks."""
+    """The structure (sorted CSR columns, which MKL needs; the side; a stored diagonal) depends on
+    the indices alone: checked once per pattern and remembered with it. The diagonal's values are
+    checked on every call, in O(n)."""
+    key = f"triangular upper={upper} unitriangular={unitriangular}"
+    diagonal = _cached(key, pattern.source, pattern.shape, lambda: _structure(pattern, upper,
+                                                                             unitriangular))
+    if diagonal is not None:
+        zero = int((values[diagonal] == 0).sum())
+        if zero:
+            raise _singular(0, zero, diagonal.numel())
+
+
+def _structure(pattern: Pattern, upper: bool, unitriangular: bool) -> torch.Tensor | None:
     rows, cols = pattern.rows(), pattern.col
     if pattern.nnz > 1 and not bool(((rows[1:] > rows[:-1]) | (cols[1:] > cols[:-1])).all()):
         raise ValueError(
@@ -32,31 +44,41 @@ def _check_triangular(pattern: Pattern, values: torch.Tensor, upper: bool, unitr
             "invariant, which MKL's triangular solve relies on), got unsorted or repeated ones; "
             "rebuild A, e.g. A.to_sparse_coo().coalesce().to_sparse_csr()."
         )
-    check_triangular_csr(
-        pattern.crow, cols, values, shape=pattern.shape, upper=upper, unitriangular=unitriangular
+    return check_triangular_csr(
+        pattern.crow, cols, None, shape=pattern.shape, upper=upper, unitriangular=unitriangular
+    )
+
+
+def _singular(missing: int, zero: int, n: int) -> ValueError:
+    return ValueError(
+        f"A: expected a nonzero stored diagonal (unitriangular=False), got {missing} missing "
+        f"and {zero} zero diagonal entries out of {n}: the matrix is singular."
     )
 
 
 def check_triangular_csr(
     crow, col, values, *, shape, upper: bool, unitriangular: bool, ignore_diagonal: bool = False
-) -> None:
+) -> torch.Tensor | None:
     """O(nnz) triangularity checks on a flat, row-sorted CSR pattern (torch tensors; padding after
     ``crow[-1]`` ignored, duplicates allowed; NumPy does the work on CPU, where it is
     several times faster for these small passes); positions in the caller's coordinates.
-    ``ignore_diagonal``: check the side only (a solver that ignores the stored diagonal)."""
+    ``ignore_diagonal``: check the side only (a solver that ignores the stored diagonal);
+    ``values=None``: the structure only. Returns the positions of the stored diagonal entries
+    when a diagonal is required (``unitriangular=False``), else None."""
     n = shape[-1]
     nv = int(crow[-1])
     N = crow.shape[0] - 1
     if crow.device.type == "cpu":
-        crow, cols, values = crow.numpy(), col[:nv].numpy(), values[:nv].numpy()
+        crow, cols = crow.numpy(), col[:nv].numpy()
+        values = None if values is None else values[:nv].numpy()
         if ignore_diagonal and _side_ok(crow, cols, upper):
-            return
+            return None
         rows = np.repeat(np.arange(N, dtype=cols.dtype), np.diff(crow))
         first = lambda mask: int(np.argmax(mask))
         rows_or_n = lambda mask: np.where(mask, rows, N)
         flags = np.zeros(N + 1, dtype=bool)
     else:
-        cols, values = col[:nv], values[:nv]
+        cols, values = col[:nv], None if values is None else values[:nv]
         rows = torch.repeat_interleave(
             torch.arange(N, device=cols.device, dtype=cols.dtype),
             crow[1:] - crow[:-1],
@@ -79,7 +101,7 @@ def check_triangular_csr(
             f"got {int(wrong.sum())} stored entries {side} the diagonal, e.g. at {where(wrong)}."
         )
     if ignore_diagonal:
-        return
+        return None
     diag = rows == cols
     if unitriangular:
         if bool(diag.any()):
@@ -88,15 +110,15 @@ def check_triangular_csr(
                 f"diagonal is implicit), got {int(diag.sum())} stored diagonal entries, "
                 f"e.g. at {where(diag)}."
             )
-        return
-    zero = int((diag & (values == 0)).sum())
+        return None
+    zero = 0 if values is None else int((diag & (values == 0)).sum())
     flags[rows_or_n(diag)] = True  # rows that store a diagonal entry
     missing = N - int(flags[:N].sum())
     if missing or zero:
-        raise ValueError(
-            f"A: expected a nonzero stored diagonal (unitriangular=False), got {missing} missing "
-            f"and {zero} zero diagonal entries out of {N}: the matrix is singular."
-        )
+        raise _singular(missing, zero, N)
+    if isinstance(diag, np.ndarray):
+        return torch.from_numpy(np.flatnonzero(diag))
+    return torch.nonzero(diag).flatten()
 
 
 def _side_ok(crow: np.ndarray, cols: np.ndarray, upper: bool) -> bool:

@@ -251,3 +251,17 @@ def test_side_check_without_row_array_matches_the_entrywise_check(upper):
         crow = np.searchsorted(rows, np.arange(n + 1)).astype(np.int64)
         want = bool(np.all(cols >= rows) if upper else np.all(cols <= rows))
         assert _side_ok(crow, cols.astype(np.int64), upper) == want
+
+
+@pytest.mark.parametrize("layout", [torch.sparse_coo, torch.sparse_csr])
+def test_remembered_structure_still_checks_each_calls_diagonal(layout):
+    # the structure is checked once per pattern; a zero put on the diagonal later must still fail
+    L = torch.tensor([[2.0, 0.0, 0.0], [1.0, 3.0, 0.0], [0.0, 4.0, 5.0]], dtype=torch.float64)
+    A = to_sparse(L, layout)
+    B = torch.ones(3, 2, dtype=torch.float64)
+    torch.testing.assert_close(sparse_triangular_solve(A, B, upper=False),
+                               torch.linalg.solve_triangular(L, B, upper=False))
+    values = A.values() if layout == torch.sparse_csr else A._values()
+    values[2] = 0.0  # the (1, 1) entry, in place: the same index tensors
+    with pytest.raises(ValueError, match="1 zero diagonal entries out of 3: the matrix is singular"):
+        sparse_triangular_solve(A, B, upper=False)
