@@ -63,7 +63,8 @@ def _scaling(rows: list[dict], path: Path) -> Path:
     ops = sorted({r["op"] for r in rows})
     fig, axes = plt.subplots(1, len(ops), figsize=(6 * len(ops), 4.5), squeeze=False)
     for ax, op in zip(axes.flat, ops, strict=False):
-        points = [r for r in rows if r["op"] == op and r["kind"] == "point"]
+        # a baseline that did not run (not installed, out of memory) has no peak to plot
+        points = [r for r in rows if r["op"] == op and r["kind"] == "point" and "peak_mb" in r]
         for impl in dict.fromkeys(r["impl"] for r in points):
             pts = [r for r in points if r["impl"] == impl]
             fit = next(

@@ -144,3 +144,18 @@ def test_matrix_market_problems(tmp_path):
     scipy.io.mmwrite(tmp_path / "r.mtx", sp.random(3, 4, density=0.5, random_state=0))
     with pytest.raises(ValueError, match="square"):
         Config.for_suite("quick", matrix=tmp_path / "r.mtx").matrix_for("spd")
+
+
+def test_memory_scaling_without_a_baseline_installed(tmp_path, monkeypatch):
+    # CI installs only the `test` extra: torchsparsegradutils is absent and its rows carry no peak
+    from benchmarks import _plots, memory_scaling
+
+    monkeypatch.setitem(__import__("sys").modules, "torchsparsegradutils", None)
+    cfg = Config.for_suite("quick", size=5, rhs=2)
+    rows = memory_scaling.run(cfg, progress=lambda msg: None)
+    tsgu_rows = [r for r in rows if r["impl"] == "tsgu 0.2.7"]
+    assert tsgu_rows and all(r["status"] != "ok" and "peak_mb" not in r for r in tsgu_rows)
+    fits = [r for r in rows if r["kind"] == "fit"]
+    assert {r["impl"] for r in fits} == {"torch_api"}
+    paths = _plots.write_all(tmp_path, "t", [], rows)
+    assert [p.name for p in paths] == ["t-scaling.png"] and paths[0].stat().st_size > 0
