@@ -49,6 +49,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=None, help="timed rounds per case")
     p.add_argument("--budget", type=float, default=None,
                    help="seconds of timing per implementation and case before it stops repeating")
+    p.add_argument("--min-samples", type=int, default=None,
+                   help="timed samples per implementation and case even past the budget "
+                        "(quick 1, full 3)")
     p.add_argument("--ops", nargs="+", choices=MODULES, default=None, help="benchmarks to run")
     p.add_argument("--matrix", type=Path, default=None,
                    help="a Matrix Market file (.mtx) to use instead of the built-in matrices")
@@ -120,7 +123,7 @@ def main(argv=None) -> int:
         args.suite, device=args.device, dtype=DTYPES[args.dtype],
         index_dtype=INDEX[args.index_dtype], layouts=tuple(args.layout or ("coo", "csr")),
         rhs=args.rhs or 32, size=args.size, repeats=args.repeats, budget_s=args.budget,
-        matrix=args.matrix, ops=tuple(args.ops or MODULES),
+        min_samples=args.min_samples, matrix=args.matrix, ops=tuple(args.ops or MODULES),
     )
     out = args.out or ROOT / "results" / _report.device_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -140,7 +143,7 @@ def main(argv=None) -> int:
     runs, failed = [], []
     for case in cases:
         results = measure(case, device=cfg.device, repeats=cfg.repeats, budget_s=cfg.budget_s,
-                          progress=progress, verbose=args.verbose)
+                          min_samples=cfg.min_samples, progress=progress, verbose=args.verbose)
         progress.step(f"{case.op} [{case.problem}]")
         _report.print_case(case, results)
         failed += [f"{case.op} [{case.problem}] {r.impl}: {r.status}"

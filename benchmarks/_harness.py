@@ -163,10 +163,15 @@ def measure(
     device: str,
     repeats: int,
     budget_s: float,
+    min_samples: int = 1,
     progress: Callable[[str], None] = lambda msg: None,
     verbose: bool = False,
 ) -> dict[str, Result]:
-    """Build, warm up, measure memory, then time every implementation of ``case``."""
+    """Build, warm up, measure memory, then time every implementation of ``case``.
+
+    Each implementation gets ``repeats`` samples, or fewer once it has spent ``budget_s``
+    seconds, but never fewer than ``min_samples``.
+    """
     results: dict[str, Result] = {}
     runners: dict[str, Runner] = {}
     available = _memory.available_bytes(device)
@@ -206,7 +211,8 @@ def measure(
     spent = {n: sum(results[n].fwd_s) + sum(results[n].fwdbwd_s) for n in runners}
     for r in range(repeats):
         wanted = [n for n in runners if len(results[n].fwd_s) < repeats]
-        live = [n for n in wanted if not results[n].fwd_s or spent[n] < budget_s]
+        live = [n for n in wanted
+                if len(results[n].fwd_s) < min_samples or spent[n] < budget_s]
         for name in set(wanted) - set(live):
             results[name].budget_hit = True
         if not live:

@@ -83,6 +83,11 @@ def test_memory_calls_are_the_first_sample_and_the_budget_stops_the_rounds():
     assert len(res["slow"].fwd_s) == 1 and res["slow"].budget_hit  # warm-up + memory call only
     assert len(calls) == 2 and res["slow"].fwd_s[0] >= 0.02
     assert len(res["fast"].fwd_s) == 4 and not res["fast"].budget_hit
+    # past the budget, a minimum number of samples is still taken (the full suite asks for 3)
+    calls.clear()
+    res = measure(Case("op", "p", [Impl("slow", lambda: Runner(forward=slow))]),
+                  device="cpu", repeats=5, budget_s=0.01, min_samples=3)
+    assert len(res["slow"].fwd_s) == 3 and res["slow"].budget_hit and len(calls) == 4
 
 
 def test_time_ratio_and_goal_need_both_sides():
