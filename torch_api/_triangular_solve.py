@@ -73,6 +73,10 @@ def check_triangular_csr(
         values = None if values is None else values[:nv].numpy()
         if ignore_diagonal and _side_ok(crow, cols, upper):
             return None
+        passed, diagonal = _sorted_fast_path(crow, cols, values, upper, unitriangular,
+                                             ignore_diagonal)
+        if passed:
+            return diagonal
         rows = np.repeat(np.arange(N, dtype=cols.dtype), np.diff(crow))
         first = lambda mask: int(np.argmax(mask))
         rows_or_n = lambda mask: np.where(mask, rows, N)
@@ -119,6 +123,41 @@ def check_triangular_csr(
     if isinstance(diag, np.ndarray):
         return torch.from_numpy(np.flatnonzero(diag))
     return torch.nonzero(diag).flatten()
+
+
+def columns_sorted(crow: np.ndarray, cols: np.ndarray) -> bool:
+    """Whether the columns increase strictly within each row (``cols`` without padding)."""
+    if cols.size < 2:
+        return True
+    step = cols[1:] > cols[:-1]
+    starts = crow[1:-1]
+    step[starts[(starts > 0) & (starts < cols.size)] - 1] = True  # a new row starts anywhere
+    return bool(step.all())
+
+
+def _sorted_fast_path(crow, cols, values, upper, unitriangular, ignore_diagonal):
+    """Valid input in one O(nnz) pass: with columns strictly increasing within each row, a lower
+    row's last entry (an upper row's first) is its largest (smallest) column, so the side and
+    the diagonal are read there in O(n). Returns ``(True, diagonal positions or None)`` when
+    every check passes, ``(False, None)`` when the full pass must find and name the failure."""
+    if not columns_sorted(crow, cols):
+        return False, None
+    N = crow.size - 1
+    nonempty = crow[1:] > crow[:-1]
+    edge = crow[:-1] if upper else crow[1:] - 1  # the first / last entry of each row
+    rows = np.flatnonzero(nonempty)
+    c = cols[edge[nonempty]]
+    if not bool((c >= rows).all() if upper else (c <= rows).all()):
+        return False, None
+    if ignore_diagonal:
+        return True, None
+    if unitriangular:
+        return bool((c != rows).all()), None
+    if rows.size != N or not bool((c == rows).all()):
+        return False, None
+    if values is not None and not bool((values[edge] != 0).all()):
+        return False, None
+    return True, torch.from_numpy(edge.astype(np.int64))
 
 
 def _side_ok(crow: np.ndarray, cols: np.ndarray, upper: bool) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-
 import pytest
 import torch
 
@@ -263,5 +262,42 @@ def test_remembered_structure_still_checks_each_calls_diagonal(layout):
                                torch.linalg.solve_triangular(L, B, upper=False))
     values = A.values() if layout == torch.sparse_csr else A._values()
     values[2] = 0.0  # the (1, 1) entry, in place: the same index tensors
-    with pytest.raises(ValueError, match="1 zero diagonal entries out of 3: the matrix is singular"):
+    with pytest.raises(ValueError, match="1 zero diagonal entries out of 3: the matrix is"):
         sparse_triangular_solve(A, B, upper=False)
+
+
+@pytest.mark.parametrize("upper", [False, True])
+@pytest.mark.parametrize("unitriangular", [False, True])
+def test_sorted_fast_path_agrees_with_the_dense_matrix(upper, unitriangular):
+    # the O(n) reading of sorted rows passes exactly the valid matrices, and finds the diagonal
+    from torch_api._triangular_solve import _sorted_fast_path
+
+    rng = np.random.default_rng(1)
+    for trial in range(400):
+        n = int(rng.integers(1, 8))
+        V = np.where(rng.random((n, n)) < 0.4, rng.integers(1, 4, (n, n)), 0).astype(float)
+        V = np.triu(V) if upper else np.tril(V)
+        np.fill_diagonal(V, 0 if unitriangular else rng.integers(1, 3, n))
+        stored = V != 0
+        r, c = sorted(int(x) for x in rng.integers(0, n, 2))
+        kind = trial % 4  # 0 valid, 1 an entry on the wrong side, 2 a diagonal entry toggled
+        if kind == 1 and r != c:
+            stored[(c, r) if upper else (r, c)] = True
+            V[(c, r) if upper else (r, c)] = 1.0
+        elif kind == 2:
+            stored[r, r] = not stored[r, r]
+        elif kind == 3 and not unitriangular:
+            V[r, r] = 0.0  # stored, but zero
+        rows, cols = np.nonzero(stored)
+        values = V[rows, cols]
+        crow = np.searchsorted(rows, np.arange(n + 1)).astype(np.int64)
+        diag = rows == cols
+        valid = bool(np.all(cols >= rows) if upper else np.all(cols <= rows))
+        if unitriangular:
+            valid &= not diag.any()
+        else:
+            valid &= diag.sum() == n and bool((values[diag] != 0).all())
+        passed, positions = _sorted_fast_path(crow, cols, values, upper, unitriangular, False)
+        assert passed == valid, (trial, V, stored)
+        if passed and not unitriangular:
+            assert positions.tolist() == np.flatnonzero(diag).tolist()
