@@ -63,6 +63,15 @@ def _matmul_abstract(rows, cols, crow, values, B, *, csr_shape, **_):
 
 
 def _matmul_batch(args, dims, **params):
+    *matrix, B = args
+    *matrix_dims, b_dim = dims
+    if all(d is None for d in matrix_dims) and b_dim is not None:  # None: not mapped
+        # one matrix, many vectors (a solver vmapped over columns): the mapped axis becomes
+        # columns of one product where it lies, so neither XLA nor torch transposes the block
+        B = jnp.moveaxis(B, b_dim, -1)
+        M, p, size = B.shape
+        Y = _matmul_impl(*matrix, B.reshape(M, p * size), **params)
+        return Y.reshape(Y.shape[0], p, size), 2
     return jax.vmap(partial(_matmul_impl, **params), in_axes=dims)(*args), 0
 
 

@@ -196,6 +196,27 @@ def test_linear_matmul_is_transposable_and_batched():
     xs = jnp.asarray(rng.standard_normal((3, 4, 2)), jnp.float32)
     ys = jax.jit(jax.vmap(lambda x: linear_matmul(pattern, values, x)))(xs)
     np.testing.assert_allclose(ys, D @ np.asarray(xs), rtol=1e-5, atol=1e-6)
+    # the mapped axis anywhere (folded into columns where it lies), nested maps, mapped values
+    want = np.einsum("ij,bjp->bip", D, np.asarray(xs))
+    for axis in (0, 1, 2):
+        ys = jax.jit(jax.vmap(lambda x: linear_matmul(pattern, values, x), in_axes=axis))(
+            jnp.moveaxis(xs, 0, axis)
+        )
+        np.testing.assert_allclose(ys, want, rtol=1e-5, atol=1e-6)
+    xss = jnp.stack([xs, 2 * xs])
+    yss = jax.vmap(jax.vmap(lambda x: linear_matmul(pattern, values, x), in_axes=2, out_axes=2))(
+        jnp.moveaxis(xss, 1, 3)
+    )
+    np.testing.assert_allclose(yss, np.moveaxis(np.stack([want, 2 * want]), 1, 3), rtol=1e-5,
+                               atol=1e-5)
+    scales = jnp.asarray([1.0, -2.0, 0.5], jnp.float32)
+    ys = jax.vmap(lambda s, x: linear_matmul(pattern, s * values, x))(scales, xs)
+    np.testing.assert_allclose(ys, np.asarray(scales)[:, None, None] * want, rtol=1e-5,
+                               atol=1e-6)
+    (ts,) = jax.vmap(lambda u: jax.linear_transpose(
+        lambda x: linear_matmul(pattern, values, x), x)(u), in_axes=1, out_axes=1)(
+        jnp.stack([u, -u], axis=1))
+    np.testing.assert_allclose(ts[:, 1], -(D.T @ np.asarray(u)), rtol=1e-5, atol=1e-6)
 
 
 def test_bad_inputs():
