@@ -143,7 +143,8 @@ def main(argv=None) -> int:
     runs, failed = [], []
     for case in cases:
         results = measure(case, device=cfg.device, repeats=cfg.repeats, budget_s=cfg.budget_s,
-                          min_samples=cfg.min_samples, progress=progress, verbose=args.verbose)
+                          min_samples=cfg.min_samples, slow_s=cfg.slow_s, progress=progress,
+                          verbose=args.verbose)
         progress.step(f"{case.op} [{case.problem}]")
         _report.print_case(case, results)
         failed += [f"{case.op} [{case.problem}] {r.impl}: {r.status}"

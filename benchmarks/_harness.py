@@ -16,6 +16,7 @@ or raised), or ``error``.
 
 from __future__ import annotations
 
+import math
 import statistics
 import traceback
 from collections.abc import Callable
@@ -78,6 +79,7 @@ class Result:
     step_peak: int | None = None  # bytes forward + backward add at their peak
     memory_method: str = ""
     budget_hit: bool = False
+    note: str = ""  # how it was measured, where that differs from the rule
 
     @property
     def ok(self) -> bool:
@@ -164,13 +166,17 @@ def measure(
     repeats: int,
     budget_s: float,
     min_samples: int = 1,
+    slow_s: float = math.inf,
     progress: Callable[[str], None] = lambda msg: None,
     verbose: bool = False,
 ) -> dict[str, Result]:
     """Build, warm up, measure memory, then time every implementation of ``case``.
 
     Each implementation gets ``repeats`` samples, or fewer once it has spent ``budget_s``
-    seconds, but never fewer than ``min_samples``.
+    seconds, but never fewer than ``min_samples``. A baseline whose warm-up call took over
+    ``slow_s`` seconds (far slower than the rest) keeps that call as its only time, and its
+    memory is not measured (its ``note`` says so): one-time costs are small beside such a call,
+    and measuring it like the others would take most of the suite's time.
     """
     results: dict[str, Result] = {}
     runners: dict[str, Runner] = {}
@@ -190,24 +196,29 @@ def measure(
         res.inputs_bytes = _memory.nbytes(runner.inputs)
         # warm-up: caches and lazy initialisation (JAX runners are compiled ahead)
         warm = runner.forward_backward if runner.differentiable else runner.forward
-        if _guarded(res, lambda f=warm: _memory.block(f()), verbose) is None:
+        seconds = _guarded(res, lambda f=warm: _memory.timed_call(f)[1], verbose)
+        if seconds is None:
             if not (runner.differentiable and res.status.startswith("unsupported")):
                 continue
             res.status = "ok"  # no gradient: the forward alone still counts
             runner.backward = runner.step = None
-            if _guarded(res, lambda r=runner: _memory.block(r.forward()), verbose) is None:
+            seconds = _guarded(res, lambda r=runner: _memory.timed_call(r.forward)[1], verbose)
+            if seconds is None:
                 continue
+        if seconds > slow_s and not impl.ours:
+            (res.fwdbwd_s if runner.differentiable else res.fwd_s).append(seconds)
+            res.note = (f"one call over {slow_s:g} s: timed by its warm-up call alone, "
+                        "memory not measured")
+            continue
         progress(f"{case.op} [{case.problem}] {impl.name}: memory")
         mem = _guarded(res, lambda r=runner: _memory.peaks(r, device), verbose)
         if mem is None:
             continue
         res.fwd_peak, res.bwd_peak, res.step_peak = mem.forward, mem.backward, mem.step
         res.memory_method = mem.method
-        res.fwd_s += [] if mem.forward_s is None else [mem.forward_s]
-        res.fwdbwd_s += [] if mem.step_s is None else [mem.step_s]
         runners[impl.name] = runner
 
-    # the memory runs gave each runner its first sample; rounds go on while budgets last
+    # timing rounds (never the memory runs, whose allocator is slowed): while budgets last
     spent = {n: sum(results[n].fwd_s) + sum(results[n].fwdbwd_s) for n in runners}
     for r in range(repeats):
         wanted = [n for n in runners if len(results[n].fwd_s) < repeats]

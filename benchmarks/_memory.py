@@ -1,21 +1,23 @@
 """Peak memory of one call, bytes of inputs, and waiting for asynchronous results.
 
-CPU (Linux): the process's resident set. ``python -m benchmarks`` runs with glibc's mmap threshold
-fixed at 128 KiB and MKL's buffer pool off (``MALLOC_MMAP_THRESHOLD_``, ``MKL_DISABLE_FAST_MM``,
-set by ``__main__`` for its own process only), so every large buffer, torch's, XLA's or SciPy's,
-is mapped when allocated and unmapped when freed and the resident set follows the live
-allocations. Before the call the peak-RSS mark is reset (``/proc/self/clear_refs`` <- 5); the
-call's peak is ``VmHWM - VmRSS(before)``.
+CPU (Linux): the process's resident set. While a call's memory is measured, glibc's mmap
+threshold is fixed at 128 KiB (``mallopt``) and freed heap pages are returned first
+(``malloc_trim``), so every large buffer, torch's, XLA's or SciPy's, is mapped when allocated and
+unmapped when freed and the resident set follows the live allocations; MKL's buffer pool is off
+(``MKL_DISABLE_FAST_MM``, set by ``__main__`` for its own process only). The peak-RSS mark is
+reset before the call (``/proc/self/clear_refs`` <- 5) and the call's peak is
+``VmHWM - VmRSS(before)``. Outside these calls the allocator is left to keep large buffers, as a
+user's process does: mapping a fresh buffer for every temporary makes iterative solvers up to
+2.5x slower, so the measured calls are never timing samples.
 
 CUDA: ``torch.cuda.max_memory_allocated`` growth for torch and SciPy-free runners; for a jitted
 JAX runner XLA's compiled memory analysis (its allocator's peak cannot be reset).
-
-The measured calls are timed too (after the warm-up, like every timed call): a slow baseline
-then needs no further round to have a time.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
 import os
 import sys
@@ -26,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-CPU_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MKL_DISABLE_FAST_MM": "1"}
+CPU_ENV = {"MKL_DISABLE_FAST_MM": "1"}
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 
 
 def block(out):
@@ -114,32 +117,62 @@ def rss_available() -> bool:
         return False
 
 
+def _glibc():
+    """glibc's ``mallopt`` and ``malloc_trim``, or None (another C library)."""
+    try:
+        libc = ctypes.CDLL(None)
+        return libc.mallopt, libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_GLIBC = _glibc() if sys.platform.startswith("linux") else None
+
+
+@contextlib.contextmanager
+def _exact_rss():
+    """Large buffers mapped and unmapped one by one (see the module docstring), then the
+    allocator's steady state again: large buffers up to 32 MiB kept for reuse."""
+    if _GLIBC is None:
+        yield
+        return
+    mallopt, trim = _GLIBC
+    mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+    mallopt(_M_TRIM_THRESHOLD, 128 * 1024)
+    trim(0)
+    try:
+        yield
+    finally:
+        mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)
+        mallopt(_M_TRIM_THRESHOLD, 64 * 2**20)
+
+
 def cpu_method() -> str:
     if not rss_available():
         return "unavailable (needs Linux /proc/self/clear_refs)"
-    tuned = all(os.environ.get(k) == v for k, v in CPU_ENV.items())
-    return "RSS high-water mark" + ("" if tuned else " (allocator not tuned: a lower bound)")
+    exact = _GLIBC is not None and os.environ.get("MKL_DISABLE_FAST_MM") == "1"
+    return "RSS high-water mark" + ("" if exact else " (allocator not tuned: a lower bound)")
 
 
-def _cpu_peak(fn) -> tuple[object, int | None, float]:
-    gc.collect()
-    try:
-        before = _status_kib("VmRSS")
-        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-    except OSError:
-        out, seconds = timed_call(fn)
-        return out, None, seconds
-    out, seconds = timed_call(fn)
-    return out, max(_status_kib("VmHWM") - before, 0) * 1024, seconds
+def _cpu_peak(fn) -> tuple[object, int | None]:
+    with _exact_rss():
+        gc.collect()
+        try:
+            before = _status_kib("VmRSS")
+            Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+        except OSError:
+            return block(fn()), None
+        out = block(fn())
+        return out, max(_status_kib("VmHWM") - before, 0) * 1024
 
 
-def _cuda_peak(fn) -> tuple[object, int, float]:
+def _cuda_peak(fn) -> tuple[object, int]:
     gc.collect()
     torch.cuda.synchronize()
     before = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
-    out, seconds = timed_call(fn)
-    return out, torch.cuda.max_memory_allocated() - before, seconds
+    out = block(fn())
+    return out, torch.cuda.max_memory_allocated() - before
 
 
 def timed_call(fn) -> tuple[object, float]:
@@ -151,15 +184,13 @@ def timed_call(fn) -> tuple[object, float]:
 
 @dataclass
 class Peaks:
-    """Peak growth of one runner's calls (bytes, None where not measured), how they were
-    measured, and the seconds the measured calls took (timing samples like any other)."""
+    """Peak growth of one runner's calls (bytes, None where not measured) and how they were
+    measured."""
 
     forward: int | None
     backward: int | None
     step: int | None
     method: str
-    forward_s: float | None = None
-    step_s: float | None = None
 
 
 def peaks(runner, device: str) -> Peaks:
@@ -171,14 +202,14 @@ def peaks(runner, device: str) -> Peaks:
         _cpu_peak,
         cpu_method(),
     )
-    out, fwd, fwd_s = peak(runner.forward)
-    bwd = step = step_s = None
+    out, fwd = peak(runner.forward)
+    bwd = step = None
     if runner.backward is not None:
-        _, bwd, _ = peak(lambda: runner.backward(out))
+        _, bwd = peak(lambda: runner.backward(out))
     out = None  # the forward output is released before the fused step
     if runner.differentiable:
-        _, step, step_s = peak(runner.forward_backward)
-    return Peaks(fwd, bwd, step, method, fwd_s, step_s)
+        _, step = peak(runner.forward_backward)
+    return Peaks(fwd, bwd, step, method)
 
 
 def available_bytes(device: str) -> int:

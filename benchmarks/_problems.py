@@ -45,7 +45,8 @@ class Config:
     size: int = 16  # grid side k of the built-in matrices
     repeats: int = 5
     budget_s: float = 2.0  # timing budget of one implementation on one case
-    min_samples: int = 1  # samples taken even past the budget (the memory run is the first)
+    min_samples: int = 1  # timed samples taken even past the budget
+    slow_s: float = 5.0  # a warm-up call over this: timed by that call alone, memory not measured
     matrix: Path | None = None
     ops: tuple = ()
     out: Path | None = None
@@ -56,8 +57,8 @@ class Config:
     @classmethod
     def for_suite(cls, suite: str, **overrides) -> Config:
         base = {
-            "quick": dict(size=16, repeats=5, budget_s=1.5),
-            "full": dict(size=50, repeats=7, budget_s=8.0, min_samples=3,
+            "quick": dict(size=16, repeats=5, budget_s=1.5, slow_s=5.0),
+            "full": dict(size=50, repeats=7, budget_s=8.0, min_samples=3, slow_s=60.0,
                          densities=(1e-4, 1e-3, 1e-2)),
         }[suite]
         base.update({k: v for k, v in overrides.items() if v is not None})

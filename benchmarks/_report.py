@@ -93,6 +93,7 @@ def result_rows(runs) -> list[dict]:
                     "fwdbwd_ms_max": fb[2],
                     "fwdbwd_n": len(res.fwdbwd_s),
                     "budget_hit": res.budget_hit,
+                    "note": res.note,
                     "inputs_mb": _mb(res.inputs_bytes),
                     "fwd_peak_mb": _mb(res.fwd_peak),
                     "bwd_peak_mb": _mb(res.bwd_peak),
@@ -165,6 +166,7 @@ def print_case(case, results) -> None:
         print(
             f"  {res.impl + (' *' if res.ours else ''):<24}{_fmt(fwd and fwd * 1e3):>10}"
             f"{_fmt(fb and fb * 1e3):>12}{_fmt(_mb(peak)):>10}  {res.status}"
+            + (f" ({res.note})" if res.note else "")
         )
 
 
