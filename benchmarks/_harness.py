@@ -16,6 +16,7 @@ or raised), or ``error``.
 
 from __future__ import annotations
 
+import gc
 import math
 import statistics
 import traceback
@@ -178,6 +179,17 @@ def measure(
     memory is not measured (its ``note`` says so): one-time costs are small beside such a call,
     and measuring it like the others would take most of the suite's time.
     """
+    # what exists before the case (modules, earlier cases' records) is set aside from the garbage
+    # collector, so the collection before each memory measurement only walks this case's objects
+    gc.collect()
+    gc.freeze()
+    try:
+        return _measure(case, device, repeats, budget_s, min_samples, slow_s, progress, verbose)
+    finally:
+        gc.unfreeze()
+
+
+def _measure(case, device, repeats, budget_s, min_samples, slow_s, progress, verbose):
     results: dict[str, Result] = {}
     runners: dict[str, Runner] = {}
     available = _memory.available_bytes(device)

@@ -57,7 +57,7 @@ class Config:
     @classmethod
     def for_suite(cls, suite: str, **overrides) -> Config:
         base = {
-            "quick": dict(size=16, repeats=5, budget_s=1.5, slow_s=5.0),
+            "quick": dict(size=16, repeats=5, budget_s=1.0, slow_s=2.0),
             "full": dict(size=50, repeats=7, budget_s=8.0, min_samples=3, slow_s=60.0,
                          densities=(1e-4, 1e-3, 1e-2)),
         }[suite]
