@@ -5,8 +5,8 @@ A :class:`Case` is one operation on one problem, with the implementations that c
 set (:class:`Goal`). An implementation's factory builds its inputs and returns a :class:`Runner`:
 ``forward()``, and for the differentiable ones ``backward(out)`` or a fused ``step()``.
 
-:func:`measure` runs a case: every runner is built and warmed up, its peak memory measured
-(:mod:`benchmarks._memory`; those calls give the first timing sample), then all of them are
+:func:`measure` runs a case: every runner is built and warmed up (a timed call), its peak
+memory measured in untimed calls (:mod:`benchmarks._memory`), then all of them are
 timed in interleaved rounds (one call of each per round, so a machine's background load falls
 on all alike) until each has ``repeats`` samples or has spent its time budget. A runner that
 cannot run is recorded with the reason, not dropped:

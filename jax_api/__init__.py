@@ -9,17 +9,17 @@ from bridge._optional import require as _require
 _require("jax")
 _require("equinox")
 
+from ._distributions import SparseMultivariateNormal  # noqa: E402
+from ._encoders import PairwiseEncoder  # noqa: E402
+from ._generic_lstsq import sparse_generic_lstsq  # noqa: E402
+from ._generic_solve import sparse_generic_solve  # noqa: E402
 from ._indexed_mm import gather_mm, segment_mm  # noqa: E402
 from ._logsumexp import sparse_bidir_logsumexp, sparse_logsumexp  # noqa: E402
 from ._random import make_spd_sparse, rand_sparse, rand_sparse_tri  # noqa: E402
-from ._stats import cov_nagao_test, mean_hotelling_t2_test  # noqa: E402
-from ._encoders import PairwiseEncoder  # noqa: E402
-from ._distributions import SparseMultivariateNormal  # noqa: E402
-from ._sparse_mm import sparse_mm  # noqa: E402
-from ._triangular_solve import sparse_triangular_solve  # noqa: E402
-from ._generic_solve import sparse_generic_solve  # noqa: E402
-from ._generic_lstsq import sparse_generic_lstsq  # noqa: E402
 from ._solvers import SolveInfo, bicgstab, cg, gmres, lsmr, minres  # noqa: E402
+from ._sparse_mm import sparse_mm  # noqa: E402
+from ._stats import cov_nagao_test, mean_hotelling_t2_test  # noqa: E402
+from ._triangular_solve import sparse_triangular_solve  # noqa: E402
 
 __all__: list[str] = []
 __all__ += ["segment_mm", "gather_mm"]

@@ -7,7 +7,9 @@ import torch
 
 def tol(dtype) -> dict:
     """Comparison tolerances for a torch dtype."""
-    return {"rtol": 1e-10, "atol": 1e-10} if dtype == torch.float64 else {"rtol": 1e-4, "atol": 1e-5}
+    if dtype == torch.float64:
+        return {"rtol": 1e-10, "atol": 1e-10}
+    return {"rtol": 1e-4, "atol": 1e-5}
 
 
 def random_dense(shape, density=0.3, dtype=torch.float64, seed=0, nnz_per_batch_equal=True):

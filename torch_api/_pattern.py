@@ -82,7 +82,7 @@ class Pattern:
     # ----------------------------------------------------------------------------- building
     @staticmethod
     def of(A: torch.Tensor) -> tuple[Pattern, torch.Tensor]:
-        """The pattern of ``A`` and its flat values (a non-coalesced COO is coalesced here, once)."""
+        """The pattern of ``A`` and its flat values (a non-coalesced COO is coalesced once)."""
         if A.layout == torch.sparse_coo:
             if not A.is_coalesced():
                 A = A.coalesce()
@@ -96,10 +96,13 @@ class Pattern:
             if b * max(nnz, m) > _INT32_MAX and col.dtype == torch.int32:
                 crow, col = crow.long(), col.long()
             off = torch.arange(b, device=col.device, dtype=col.dtype)[:, None]
-            flat_crow = torch.cat([(crow[:, :-1] + off * nnz).reshape(-1), crow.new_full((1,), b * nnz)])
+            flat_crow = torch.cat(
+                [(crow[:, :-1] + off * nnz).reshape(-1), crow.new_full((1,), b * nnz)]
+            )
             flat_col = (col + off * m).reshape(-1)
             return (
-                Pattern(flat_crow, flat_col, tuple(A.shape), A.layout, (A.crow_indices(), A.col_indices())),
+                Pattern(flat_crow, flat_col, tuple(A.shape), A.layout,
+                        (A.crow_indices(), A.col_indices())),
                 values.reshape(-1),
             )
         return Pattern(crow, col, tuple(A.shape), A.layout, (crow, col)), values

@@ -89,15 +89,17 @@ SOLVERS = {
     "minres": ("spd", lambda t: dict(solve=torch_api.utils.minres,
                                      settings=torch_api.utils.MINRESSettings(minres_tolerance=t)),
                lambda t: dict(solve=jax_api.minres, tol=t)),
-    "bicgstab": ("general", lambda t: dict(solve=torch_api.utils.bicgstab,
-                                           settings=torch_api.utils.BICGSTABSettings(reltol=t, abstol=0.0)),
+    "bicgstab": ("general",
+                 lambda t: dict(solve=torch_api.utils.bicgstab,
+                                settings=torch_api.utils.BICGSTABSettings(reltol=t, abstol=0.0)),
                  lambda t: dict(solve=jax_api.bicgstab, tol=t)),
 }
 
 
 @pytest.mark.parametrize("solver", sorted(SOLVERS))
 @pytest.mark.parametrize(
-    "case", params(cases("generic_solve", square=True, batches=(None,), patterns=("random", "duplicates")))
+    "case",
+    params(cases("generic_solve", square=True, batches=(None,), patterns=("random", "duplicates"))),
 )
 def test_sparse_generic_solve(case, solver):
     kind, torch_kw, jax_kw = SOLVERS[solver]
@@ -109,7 +111,9 @@ def test_sparse_generic_solve(case, solver):
 
 
 @pytest.mark.parametrize(
-    "case", params(cases("generic_lstsq", square=False, batches=(None,), patterns=("random", "duplicates")))
+    "case",
+    params(cases("generic_lstsq", square=False, batches=(None,),
+                 patterns=("random", "duplicates"))),
 )
 def test_sparse_generic_lstsq(case):
     D = make_matrix(case, N + 4, N, "rect")

@@ -34,7 +34,9 @@ def _dense_lse(D, dim, include_zeros):
 @pytest.mark.parametrize("include_zeros", [True, False])
 @pytest.mark.parametrize("dim", [-1, -2])
 @pytest.mark.parametrize(
-    "case", params(cases("logsumexp", square=False, rhs=("vector",), patterns=("random", "empty_rows_cols", "single")))
+    "case",
+    params(cases("logsumexp", square=False, rhs=("vector",),
+                 patterns=("random", "empty_rows_cols", "single"))),
 )
 def test_sparse_logsumexp(case, dim, include_zeros):
     D = make_matrix(case, 8, 6, "rect")
@@ -43,7 +45,8 @@ def test_sparse_logsumexp(case, dim, include_zeros):
     kw = dict(dim=dim, include_zeros=include_zeros)
     with jax.enable_x64(True):
         results = {
-            "torch": run_torch(case, inp, lambda A, B: _finite_t(torch_api.sparse_logsumexp(A, **kw))),
+            "torch": run_torch(case, inp,
+                               lambda A, B: _finite_t(torch_api.sparse_logsumexp(A, **kw))),
             "jax": run_jax(case, inp, lambda A, B: _finite_j(jax_api.sparse_logsumexp(A, **kw))),
             "dense": run_dense(case, inp, lambda A, B: _finite_t(_dense_lse(A, **kw))),
         }
@@ -105,18 +108,24 @@ def test_grouped_products(op, dtype):
 
 
 @pytest.mark.parametrize("output_layout", ["tuple", "padded"])
-@pytest.mark.parametrize("case", params(cases("bidir", square=False, rhs=("vector",), patterns=("random",))))
+@pytest.mark.parametrize(
+    "case", params(cases("bidir", square=False, rhs=("vector",), patterns=("random",)))
+)
 def test_sparse_bidir_logsumexp(case, output_layout):
     D = make_matrix(case, 8, 6, "rect")
     inp = make_inputs(case, D, 6)
 
     def t_fn(A, B):
         out = torch_api.sparse_bidir_logsumexp(A, output_layout=output_layout)
-        return torch.cat([o.reshape(-1) for o in out]) if output_layout == "tuple" else _finite_t(out)
+        if output_layout == "tuple":
+            return torch.cat([o.reshape(-1) for o in out])
+        return _finite_t(out)
 
     def j_fn(A, B):
         out = jax_api.sparse_bidir_logsumexp(A, output_layout=output_layout)
-        return jnp.concatenate([o.reshape(-1) for o in out]) if output_layout == "tuple" else _finite_j(out)
+        if output_layout == "tuple":
+            return jnp.concatenate([o.reshape(-1) for o in out])
+        return _finite_j(out)
 
     def d_fn(Dd, B):
         cols, rows = torch.logsumexp(Dd, -2), torch.logsumexp(Dd, -1)
