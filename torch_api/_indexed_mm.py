@@ -7,10 +7,17 @@ times ``b[r] (K, M)``. With upstream gradient ``G (N, M)``:
     db[r]         = a[segment r]^T @ G[segment r]  (a grouped "weight gradient"; zero if empty)
 
 ``gather_mm`` (``out[i] = a[i] @ b[idx[i]]``) sorts the rows by ``idx`` (stably; skipped when
-``idx`` is already sorted), runs the segment product, and scatters the rows back. This never
-copies ``b`` per row as ``bmm(a[:, None], b[idx])`` does.
+``idx`` is already sorted; a radix sort through NumPy on the CPU), runs the segment product, and
+scatters the rows back. This never copies ``b`` per row as ``bmm(a[:, None], b[idx])`` does.
 
-Kernels: ``torch.nn.functional.grouped_mm`` (int32 cumulative offsets) where it exists for the
+Kernels. When the segments are of similar lengths (padding every segment to the longest adds at
+most ``N`` rows, or 64 per segment: less work than the per-segment call it saves), the rows are
+gathered into a zero-padded ``(R, L, K)`` block and all three products are one ``torch.bmm``
+each (any dtype and device): the padded rows of ``G`` are zeroed so they add nothing to ``db``,
+and the padded rows of the results are never read back. ``gather_mm`` takes this path whenever
+the lengths allow (the gather replaces its sort-and-unsort copies); ``segment_mm``, whose rows
+are in place already, only where ``grouped_mm`` is unavailable. Otherwise
+``torch.nn.functional.grouped_mm`` (int32 cumulative offsets) where it exists for the
 dtype and device: float32 and bfloat16 on CPU, bfloat16 on CUDA devices of compute capability
 8.0 or newer. It needs the leading stride of every operand to be a multiple of 16 bytes, so a
 contraction or output width that is not is zero-padded (exact: padded rows/columns contribute
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -35,6 +43,45 @@ __all__ = ["segment_mm", "gather_mm"]
 class _Plan:
     lens: tuple[int, ...]  # segment lengths (host copy), one per matrix of b
     offs: torch.Tensor | None  # int32 cumulative offsets for grouped_mm, or None (loop)
+    pad: _Padded | None = None  # the padded-bmm layout, or None (segment kernels)
+
+
+@dataclass(frozen=True)
+class _Padded:
+    """Row ``i`` of the (unsorted) operand sits at row ``slots[i]`` of the ``(R * L, K)`` padded
+    block, which is ``x.index_select(0, src)``; ``empty`` lists the padding rows."""
+
+    L: int
+    slots: torch.Tensor
+    src: torch.Tensor
+    empty: torch.Tensor
+
+
+def _use_padded(R: int, L: int, N: int) -> bool:
+    """Pad every segment to the longest (length ``L``) when it adds little work."""
+    return N > 0 and R * L - N <= max(N, 64 * R)
+
+
+def _stable_order(idx: torch.Tensor, R: int) -> torch.Tensor:
+    """``argsort(idx, stable=True)`` for indices in ``[0, R)``; NumPy's radix sort on the CPU."""
+    if idx.device.type == "cpu" and R <= 2**16:
+        order = np.argsort(idx.numpy().astype(np.uint16), kind="stable")
+        return torch.from_numpy(order.astype(np.int64, copy=False))
+    return torch.argsort(idx, stable=True)
+
+
+def _padded(idx: torch.Tensor, perm: torch.Tensor | None, counts: torch.Tensor, L: int):
+    """The padded layout of rows with segment indices ``idx`` (``perm`` sorts them, or None)."""
+    R, N, dev = counts.shape[0], idx.shape[0], idx.device
+    sidx = idx if perm is None else idx[perm]
+    starts = torch.cumsum(counts, 0) - counts
+    sorted_slots = sidx * L + torch.arange(N, device=dev) - starts[sidx]
+    rows = torch.arange(N, device=dev) if perm is None else perm
+    src = torch.zeros(R * L, dtype=torch.int64, device=dev).index_copy_(0, sorted_slots, rows)
+    slots = sorted_slots if perm is None else torch.empty_like(perm).index_copy_(
+        0, perm, sorted_slots)
+    used = torch.zeros(R * L, dtype=torch.bool, device=dev).index_fill_(0, sorted_slots, True)
+    return _Padded(L, slots, src, torch.nonzero(~used).reshape(-1))
 
 
 def _grouped_available(x: torch.Tensor) -> bool:
@@ -47,10 +94,22 @@ def _grouped_available(x: torch.Tensor) -> bool:
     return False
 
 
-def _plan(lens_t: torch.Tensor, like: torch.Tensor) -> _Plan:
+def _plan(lens_t: torch.Tensor, like: torch.Tensor, idx=None, perm=None) -> _Plan:
+    """Kernel choice for segment lengths ``lens_t``; ``idx`` gives each row's segment (gather_mm,
+    with ``perm`` sorting the rows or None) or is None (segment_mm: rows in segment order)."""
     lens = tuple(int(v) for v in lens_t.tolist())
+    N, R = sum(lens), len(lens)
+    L = max(lens, default=0)
+    grouped = _grouped_available(like)
+    # segment_mm's rows are in place for grouped_mm already: pad only where it would loop
+    if _use_padded(R, L, N) and (idx is not None or not grouped):
+        counts = lens_t.to(device=like.device, dtype=torch.int64)
+        if idx is None:
+            idx = torch.repeat_interleave(torch.arange(R, device=like.device), counts,
+                                          output_size=N)
+        return _Plan(lens, None, _padded(idx.to(like.device, torch.int64), perm, counts, L))
     offs = None
-    if _grouped_available(like) and sum(lens) > 0 and sum(lens) < 2**31:
+    if grouped and N > 0 and N < 2**31:
         offs = torch.cumsum(lens_t.to(device=like.device, dtype=torch.int64), 0).to(torch.int32)
     return _Plan(lens, offs)
 
@@ -110,6 +169,34 @@ def _segment_wgrad(x: torch.Tensor, g: torch.Tensor, plan: _Plan) -> torch.Tenso
             torch.mm(xs.t(), gs, out=out[r])
         start += length
     return out
+
+
+# ---------------------------------------------------------------------------- padded bmm
+class PaddedMM(torch.autograd.Function):
+    """``out[i] = a[i] @ b[segment of i]`` through the padded layout (both operations)."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor, pad: _Padded) -> torch.Tensor:
+        ctx.pad = pad
+        ctx.save_for_backward(a, b)
+        R, K = b.shape[0], a.shape[1]
+        Ap = a.index_select(0, pad.src).view(R, pad.L, K)
+        return torch.bmm(Ap, b).view(R * pad.L, -1).index_select(0, pad.slots)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, G: torch.Tensor):
+        a, b = ctx.saved_tensors
+        pad = ctx.pad
+        R, K, M = b.shape[0], a.shape[1], G.shape[1]
+        Gp = G.index_select(0, pad.src).index_fill_(0, pad.empty, 0).view(R, pad.L, M)
+        da = db = None
+        if ctx.needs_input_grad[0]:
+            da = torch.bmm(Gp, b.transpose(1, 2)).view(R * pad.L, K).index_select(0, pad.slots)
+        if ctx.needs_input_grad[1]:
+            Ap = a.index_select(0, pad.src).view(R, pad.L, K)  # recomputed: a's size, not saved
+            db = torch.bmm(Ap.transpose(1, 2), Gp)
+        return da, db, None
 
 
 # ------------------------------------------------------------------------ autograd Functions
@@ -204,7 +291,10 @@ def segment_mm(a: torch.Tensor, b: torch.Tensor, seglen_a: torch.Tensor) -> torc
     if int(lens.sum()) != N:
         raise value_error("seglen_a", f"lengths summing to {int(lens.sum())}",
                           f"lengths summing to a's {N} rows")
-    return SegmentMM.apply(a, b, _plan(lens, a))
+    plan = _plan(lens, a)
+    if plan.pad is not None:
+        return PaddedMM.apply(a, b, plan.pad)
+    return SegmentMM.apply(a, b, plan)
 
 
 def gather_mm(a: torch.Tensor, b: torch.Tensor, idx_b: torch.Tensor) -> torch.Tensor:
@@ -240,6 +330,9 @@ def gather_mm(a: torch.Tensor, b: torch.Tensor, idx_b: torch.Tensor) -> torch.Te
             raise value_error("idx_b", f"indices in [{lo}, {hi}]", f"indices in [0, {R})")
     perm = None
     if N > 1 and not bool((idx[1:] >= idx[:-1]).all()):
-        perm = torch.argsort(idx, stable=True)
+        perm = _stable_order(idx, R)
     counts = torch.bincount(idx, minlength=R)
-    return GatherMM.apply(a, b, perm, _plan(counts, a))
+    plan = _plan(counts, a, idx, perm)
+    if plan.pad is not None:
+        return PaddedMM.apply(a, b, plan.pad)
+    return GatherMM.apply(a, b, perm, plan)

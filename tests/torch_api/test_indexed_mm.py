@@ -34,6 +34,14 @@ def _operands(N, K, M, R, dtype, seed=0):
     return a, b, G
 
 
+@pytest.fixture(autouse=True, params=["padded", "segments"])
+def kernel(request, monkeypatch):
+    """Every test runs on both kernel families: the padded bmm and the per-segment kernels."""
+    force = request.param == "padded"
+    monkeypatch.setattr(indexed_mm, "_use_padded", lambda R, L, N: force and N > 0)
+    return request.param
+
+
 SEGMENTS = {
     "plain": [3, 4, 5],
     "empty-middle": [3, 0, 7, 2],
@@ -169,7 +177,7 @@ def test_gradcheck_float64():
     [(torch.float32, True), (torch.bfloat16, True), (torch.float64, False)],
     ids=["f32", "bf16", "f64"],
 )
-def test_grouped_kernel_used_where_available(monkeypatch, dtype, expect_grouped):
+def test_grouped_kernel_used_where_available(monkeypatch, kernel, dtype, expect_grouped):
     calls = []
     real = F.grouped_mm
 
@@ -181,7 +189,44 @@ def test_grouped_kernel_used_where_available(monkeypatch, dtype, expect_grouped)
     a, b, G = _operands(12, 8, 8, 3, dtype)
     out = gather_mm(a, b, torch.tensor([2, 0, 1] * 4))
     torch.autograd.grad(out, (a, b), G)
-    assert len(calls) == (3 if expect_grouped else 0)  # forward, da, db
+    expected = 3 if expect_grouped and kernel == "segments" else 0  # forward, da, db
+    assert len(calls) == expected
+
+
+@pytest.mark.parametrize(
+    "lens, padded",
+    [([5, 4, 6], True), ([1, 0, 60], True), ([1] * 10 + [300], False), ([200, 1, 1], False)],
+    ids=["balanced", "short-with-room", "one-long", "long-first"],
+)
+def test_padding_rule(monkeypatch, lens, padded):
+    """Padding to the longest segment is chosen only when it adds at most N rows (or 64 per
+    segment); the choice is made by the real rule here, and both results are right."""
+    monkeypatch.undo()  # the real _use_padded
+    seg = torch.tensor(lens)
+    plan = indexed_mm._plan(seg, torch.zeros(1, dtype=torch.float64))  # no grouped_mm
+    assert (plan.pad is not None) == padded
+    a, b, G = _operands(sum(lens), 4, 3, len(lens), torch.float64)
+    out = segment_mm(a, b, seg)
+    idx = torch.repeat_interleave(torch.arange(len(lens)), seg)
+    torch.testing.assert_close(out, _reference(a, b, idx))
+
+
+def test_segment_mm_keeps_grouped_kernel_where_available(monkeypatch):
+    monkeypatch.undo()  # the real _use_padded
+    seg = torch.tensor([5, 4, 6])
+    assert indexed_mm._plan(seg, torch.zeros(1)).pad is None  # float32: grouped_mm
+    assert indexed_mm._plan(seg, torch.zeros(1), idx=torch.arange(3)).pad is not None
+
+
+def test_padded_layout_places_each_row_once():
+    idx = torch.tensor([2, 0, 2, 1, 0, 2])
+    counts = torch.bincount(idx, minlength=4)  # matrix 3 unused
+    perm = indexed_mm._stable_order(idx, 4)
+    assert perm.tolist() == [1, 4, 3, 0, 2, 5]  # stable
+    pad = indexed_mm._padded(idx, perm, counts, 3)
+    assert pad.slots.tolist() == [6, 0, 7, 3, 1, 8]  # row i sits in block idx[i], in order
+    assert sorted(pad.slots.tolist() + pad.empty.tolist()) == list(range(12))
+    assert pad.src[pad.slots].tolist() == list(range(6))
 
 
 def test_bad_inputs():
