@@ -176,7 +176,7 @@ class Pattern:
         return Y.squeeze(-1) if vector else Y
 
 
-_CACHE_SIZE = 16
+_CACHE_SIZE = 32
 _transpose_cache: OrderedDict[tuple, tuple] = OrderedDict()  # transposes and COO -> CSR patterns
 
 

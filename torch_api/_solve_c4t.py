@@ -49,13 +49,9 @@ class _SciPy:
         self.sparse, self.linalg = scipy.sparse, scipy.sparse.linalg
 
     def matrix(self, crow, col, values, n):
-        A = self.sparse.csr_array(
+        return self.sparse.csr_array(
             (values.detach().numpy(), col.numpy(), crow.numpy()), shape=(n, n), copy=False
         )
-        if not A.has_canonical_format:  # SciPy would sort/sum duplicates in place: work on a copy
-            A = A.copy()
-            A.sum_duplicates()
-        return A
 
     def array(self, t: torch.Tensor):
         return t.detach().numpy()
@@ -86,13 +82,9 @@ class _CuPy:
                 f"solve it on the CPU (SciPy) instead."
             )
         crow, col = crow.to(torch.int32), col.to(torch.int32)  # no-op when already int32
-        A = self.sparse.csr_matrix(
+        return self.sparse.csr_matrix(
             (self.array(values), self.array(col), self.array(crow)), shape=(n, n)
         )
-        if not A.has_canonical_format:  # CuPy would sum duplicates in place: work on a copy
-            A = A.copy()
-            A.sum_duplicates()
-        return A
 
     def array(self, t: torch.Tensor):
         from bridge._dense import convert
@@ -110,6 +102,19 @@ class _CuPy:
             self.cupy.cuda.Device(self.device.index),
             self.cupy.cuda.ExternalStream(stream.cuda_stream, self.device.index),
         )
+
+
+def _canonical(A, pattern: Pattern, transposed: bool):
+    """``A`` in canonical format (sorted columns, no duplicates). SciPy and CuPy would sort and
+    sum duplicates in place, writing into the torch buffers, so a matrix that is not gets a
+    copy. Whether it is depends on the indices alone: the O(nnz) test runs once per pattern."""
+    kind = "canonical" + (" transposed" if transposed else "")
+    if _cached(kind, pattern.source, pattern.shape, lambda: bool(A.has_canonical_format)):
+        A.has_canonical_format = True  # known: skip the solvers' own pass
+        return A
+    A = A.copy()
+    A.sum_duplicates()
+    return A
 
 
 class _Null:
@@ -167,7 +172,7 @@ def _flat_solve(solve, kwargs: dict, raise_on_failure: bool, transposed: bool):
             crow, col = pattern.crow, pattern.col
         n = crow.numel() - 1
         with be.context():
-            A = be.matrix(crow, col, values, n)
+            A = _canonical(be.matrix(crow, col, values, n), pattern, transposed)
             fn = getattr(be.linalg, solve) if isinstance(solve, str) else solve
             if solve in DIRECT:
                 X = fn(A, be.array(Bf), **kw)

@@ -84,14 +84,30 @@ def check_indices(name: str, A: torch.Tensor) -> None:
 
     torch builds sparse tensors without checking their indices by default; an out-of-range index
     would make kernels read or write outside their buffers (garbage or a crash), so it is
-    refused here. Unsorted CSR column indices are fine for every torch_api operation.
+    refused here. Unsorted CSR column indices are fine for every torch_api operation. Index
+    tensors that passed are remembered (by identity and version, as the pattern caches are), so
+    a pattern reused across calls is checked once.
     """
     if A.device.type == "meta":  # no data to check (and no kernel will read it)
         return
+    from ._pattern import _cached
+
+    if A.layout == torch.sparse_coo:
+        source = (A._indices(),)
+    elif A.layout == torch.sparse_csr:
+        source = (A.crow_indices(), A.col_indices())
+    elif A.layout == torch.sparse_csc:
+        source = (A.ccol_indices(), A.row_indices())
+    else:
+        return
+    _cached(f"valid {A.layout}", source, tuple(A.shape), lambda: _check_indices(name, A))
+
+
+def _check_indices(name: str, A: torch.Tensor) -> bool:
     if A.layout == torch.sparse_coo:
         idx = A._indices()
         if idx.numel() == 0:
-            return
+            return True
         lo, hi = torch.aminmax(idx, dim=1)
         size = torch.tensor(A.shape[: idx.shape[0]], device=idx.device)
         bad = ((lo < 0) | (hi >= size)).tolist()
@@ -101,13 +117,11 @@ def check_indices(name: str, A: torch.Tensor) -> None:
                 f"{name}: expected COO indices of dimension {d} in [0, {A.shape[d]}), got "
                 f"indices in [{int(lo[d])}, {int(hi[d])}]."
             )
-        return
+        return True
     if A.layout == torch.sparse_csr:
         ptr, idx, what, n_ptr, n_idx = A.crow_indices(), A.col_indices(), "column", -2, -1
-    elif A.layout == torch.sparse_csc:
-        ptr, idx, what, n_ptr, n_idx = A.ccol_indices(), A.row_indices(), "row", -1, -2
     else:
-        return
+        ptr, idx, what, n_ptr, n_idx = A.ccol_indices(), A.row_indices(), "row", -1, -2
     nnz = idx.shape[-1]
     ok = ptr.shape[-1] == A.shape[n_ptr] + 1
     if ok and ptr.numel():
@@ -118,7 +132,7 @@ def check_indices(name: str, A: torch.Tensor) -> None:
             flags += [lo >= 0, hi < A.shape[n_idx]]
         ok = bool(torch.stack(flags).all())  # the one host sync
     if ok:
-        return
+        return True
     if ptr.shape[-1] != A.shape[n_ptr] + 1 or not bool(torch.stack(flags[:3]).all()):
         got = ptr.tolist() if ptr.numel() <= 12 else f"a tensor of shape {tuple(ptr.shape)}"
         raise ValueError(

@@ -120,9 +120,20 @@ def test_input_is_not_mutated_by_noncanonical_pattern():
     col = torch.tensor([1, 0, 1])
     vals = torch.tensor([1.0, 4.0, 2.0], dtype=torch.float64)
     A = torch.sparse_csr_tensor(crow, col, vals, (2, 2))
-    X = sparse_solve_c4t(A, torch.tensor([6.0, 4.0], dtype=torch.float64))
-    torch.testing.assert_close(X, torch.tensor([1.0, 2.0], dtype=torch.float64))
-    assert col.tolist() == [1, 0, 1] and vals.tolist() == [1.0, 4.0, 2.0]
+    for _ in range(2):  # the second call finds the pattern's canonical-format verdict cached
+        X = sparse_solve_c4t(A, torch.tensor([6.0, 4.0], dtype=torch.float64))
+        torch.testing.assert_close(X, torch.tensor([1.0, 2.0], dtype=torch.float64))
+        assert col.tolist() == [1, 0, 1] and vals.tolist() == [1.0, 4.0, 2.0]
+    # same pattern, new values (the verdict depends on the indices only); backward solves A^T
+    vals2 = torch.tensor([1.0, 2.0, 1.0], dtype=torch.float64, requires_grad=True)
+    B = torch.tensor([3.0, 1.0], dtype=torch.float64, requires_grad=True)
+    X = sparse_solve_c4t(torch.sparse_csr_tensor(crow, col, vals2, (2, 2)), B)
+    torch.testing.assert_close(X, torch.tensor([1.0, 1.0], dtype=torch.float64))
+    X.sum().backward()
+    dense = torch.tensor([[2.0, 1.0], [0.0, 1.0]], dtype=torch.float64)
+    ones = torch.ones(2, dtype=torch.float64)
+    torch.testing.assert_close(B.grad, torch.linalg.solve(dense.T, ones))
+    assert col.tolist() == [1, 0, 1]
 
 
 @pytest.mark.parametrize("name", ["spsolve", "cg", "spsolve_triangular"])
