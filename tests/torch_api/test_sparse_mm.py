@@ -184,3 +184,19 @@ def test_batch_mismatch(layout):
         sparse_mm(A, torch.randn(3, M, P, dtype=torch.float64))
     with pytest.raises(ValueError, match="B: expected a 3-D tensor"):
         sparse_mm(A, torch.randn(M, P, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("layout", [torch.sparse_coo, torch.sparse_csr], ids=["coo", "csr"])
+def test_index_check_reruns_after_in_place_change(layout):
+    """The index-range check is remembered per index tensor, but an in-place change to the
+    indices (a new version) is checked again and refused."""
+    A = to_sparse(random_dense((N, M), seed=3), layout)
+    B = torch.randn(M, P, dtype=A.dtype)
+    sparse_mm(A, B)  # passes and is remembered
+    sparse_mm(A, B)
+    coo = layout == torch.sparse_coo
+    idx = A._indices()[1] if coo else A.col_indices()
+    idx[0] = M + 5  # out of range
+    what = "COO indices of dimension 1" if coo else "column indices"
+    with pytest.raises(ValueError, match=f"A: expected {what} in \\[0, {M}\\)"):
+        sparse_mm(A, B)
