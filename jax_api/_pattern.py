@@ -195,10 +195,26 @@ def _t_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 # ------------------------------------------------------------------------------ building
 def _crow_from_rows(rows: jax.Array, n_rows: int, dtype) -> jax.Array:
-    """CSR pointers of sorted row indices (padding rows ``n_rows`` are not counted)."""
-    return jnp.searchsorted(rows, jnp.arange(n_rows + 1, dtype=rows.dtype), side="left").astype(
-        dtype
-    )
+    """CSR pointers of sorted row indices (padding rows ``n_rows`` are not counted). On CPU
+    torch's bincount (2.4 ms for 1.7M entries where XLA's searchsorted takes 8 ms)."""
+
+    def xla(r):
+        return jnp.searchsorted(r, jnp.arange(n_rows + 1, dtype=r.dtype), side="left")
+
+    def cpu(r):
+        out = jax.ShapeDtypeStruct((n_rows + 1,), r.dtype)
+        return torch_call(_crow_kernel, out, r, core_ndims=(1,), n_rows=n_rows)
+
+    return _by_platform((rows,), cpu=cpu, default=xla).astype(dtype)
+
+
+def _crow_kernel(rows, *, n_rows: int):
+    import torch
+
+    crow = torch.zeros(n_rows + 1, dtype=rows.dtype)
+    counts = torch.bincount(rows, minlength=n_rows + 1)[:n_rows]  # row n_rows is padding
+    crow[1:] = torch.cumsum(counts, 0)
+    return crow
 
 
 def _csr_rows(indptr: jax.Array, nse: int, dtype) -> jax.Array:
@@ -322,11 +338,11 @@ def _sddmm_kernel(crow, col, G, X, *, shape):
     import torch
 
     out = torch.zeros(col.shape[0], dtype=G.dtype, device=G.device)
-    nv = int(crow[-1])
-    if nv:
-        pattern = _torch_csr(crow, col, out, shape)
-        res = torch.sparse.sampled_addmm(pattern, G, X.transpose(0, 1), beta=0.0)
-        out[:nv] = res.values()
+    if int(crow[-1]):
+        # out=M fills ``out`` in place (as torch_api's Pattern.sddmm): the out-of-place call
+        # would copy the indices (as int64 on CPU) and the values
+        M = _torch_csr(crow, col, out, shape)
+        torch.sparse.sampled_addmm(M, G, X.transpose(0, 1), beta=0.0, out=M)
     return out
 
 

@@ -52,13 +52,14 @@ def make(D, layout, index_dtype):
     return to_sparse(D, layout, index_dtype).requires_grad_()
 
 
+@pytest.mark.parametrize("k", [3, 16], ids=["k3", "k16"])  # either stored triangle on the CPU
 @pytest.mark.parametrize(("upper", "unitriangular", "transpose"), COMBOS, ids=COMBO_IDS)
-def test_matches_dense(upper, unitriangular, transpose, layout, batch, dtype, index_dtype):
+def test_matches_dense(upper, unitriangular, transpose, layout, batch, dtype, index_dtype, k):
     shape = (N, N) if batch is None else (batch, N, N)
     D = tri_dense(shape, upper, unitriangular, dtype)
     g = torch.Generator().manual_seed(1)
-    B = torch.randn(*shape[:-1], 3, generator=g, dtype=torch.float64).to(dtype)
-    G = torch.randn(*shape[:-1], 3, generator=g, dtype=torch.float64).to(dtype)
+    B = torch.randn(*shape[:-1], k, generator=g, dtype=torch.float64).to(dtype)
+    G = torch.randn(*shape[:-1], k, generator=g, dtype=torch.float64).to(dtype)
     Xr, dDr, dBr = dense_reference(D, B, G, upper, unitriangular, transpose)
     A = make(D, layout, index_dtype)
     Bv = B.clone().requires_grad_()
