@@ -7,11 +7,12 @@ nonzeros); this module supplies the two flat solves on the block-diagonal 2-D CS
 triangular solve (which returns NaN in torch 2.13).
 
 On CPU the solves are MKL's (``torch.triangular_solve`` with a CSR matrix), whose speed depends
-on the triangle stored and the number of right-hand sides ``k``: measured at 50^3 (torch 2.13's
-MKL, a 2-core Intel Xeon; other CPUs may differ), a stored upper triangle is up to 3x faster below 16 columns and a stored
-lower one up to 4x faster from 16 (``op(A) = L^T`` with ``k = 32``: 9.5 ms with ``L`` stored,
-30 ms as ``U = L^T`` stored). A solve whose stored triangle is the slower one for its ``k`` runs
-as the equivalent solve with the cached transposed pattern: ``op(A) = (A^T)^T``.
+on the triangle stored and the number of right-hand sides ``k``. Measured at 50^3 (torch 2.13's
+MKL, a 2-core Intel Xeon; other CPUs may differ): a stored upper triangle is up to 3x faster
+below 16 columns and a stored lower one up to 4x faster from 16 (``op(A) = L^T`` with
+``k = 32``: 9.5 ms with ``L`` stored, 30 ms as ``U = L^T`` stored). A solve whose stored
+triangle is the slower one for its ``k`` runs as the equivalent solve with the cached
+transposed pattern: ``op(A) = (A^T)^T``.
 """
 
 from __future__ import annotations
