@@ -3,11 +3,12 @@
 The forward solve and the transposed solve of the backward pass are the only parts supplied here;
 :func:`torch_api._solve.implicit_solve` turns them into ``B.grad = A^{-T} G`` and ``A.grad`` on
 A's pattern. A's CSR pattern (from :class:`~torch_api._pattern.Pattern`) enters JAX through
-``bridge.torch_kernel`` without copying its values: crow/col/values become a
-``jax.experimental.sparse.BCSR`` inside one jitted program, which converts it once to BCOO (JAX's
-CSR product re-expands the rows at every matvec on CPU) and calls the solver, once per column
-of ``B`` under ``jax.vmap``. That program is compiled once per (shapes, dtypes, solver, static
-options). The transposed solve uses the cached CSR pattern of ``A^T`` (its values are a gather).
+``bridge.torch_kernel`` without copying its values: they become a ``jax.experimental.sparse.BCOO``
+(JAX's CSR product re-expands the rows at every matvec on CPU) whose ``(nnz, 2)`` indices are
+built once per pattern and cached with it, flagged sorted and unique when they are (checked once
+per pattern), inside one jitted program that calls the solver once per column of ``B`` under
+``jax.vmap``. That program is compiled once per (shapes, dtypes, solver, static options). The
+transposed solve uses the cached CSR pattern of ``A^T`` (its values are a gather).
 
 JAX's ``cg``/``bicgstab``/``gmres`` return ``info=None``, so convergence is checked here: the
 true residual ``||A x - b||`` of each column is computed in torch after the solve, and a column
@@ -27,7 +28,7 @@ from collections.abc import Callable, Hashable
 import torch
 
 from ._convergence import report_nonconvergence
-from ._pattern import Pattern
+from ._pattern import Pattern, _cached, csr_rows
 from ._solve import implicit_solve
 from ._validate import check_rhs, check_sparse
 
@@ -59,13 +60,13 @@ def residual_failures(
     return worst, failed
 
 
-def _solve_flat(data, indices, indptr, B, *, solver, options):
-    """Jitted: solve the CSR system (data, indices, indptr) for every column of ``B (n, p)``."""
+def _solve_flat(data, indices, B, *, canonical, solver, options):
+    """Jitted: solve the COO system (data, indices (nnz, 2)) for every column of ``B (n, p)``."""
     from jax import vmap
-    from jax.experimental.sparse import BCSR
+    from jax.experimental.sparse import BCOO
 
-    n = indptr.shape[0] - 1
-    A = BCSR((data, indices, indptr), shape=(n, n)).to_bcoo()
+    n = B.shape[0]
+    A = BCOO((data, indices), shape=(n, n), indices_sorted=canonical, unique_indices=canonical)
     kw = dict(options)
     if B.shape[1] == 1:
         return solver(A, B[:, 0], **kw)[0][:, None]
@@ -76,7 +77,23 @@ def _solve_flat(data, indices, indptr, B, *, solver, options):
 def _kernel():
     from bridge import torch_kernel
 
-    return torch_kernel(_solve_flat, static_argnames=("solver", "options"))
+    return torch_kernel(_solve_flat, static_argnames=("canonical", "solver", "options"))
+
+
+def _coo_indices(pattern: Pattern, crow, col, transposed: bool) -> tuple[torch.Tensor, bool]:
+    """``(rows, cols)`` stacked as ``(nnz, 2)`` and whether they are sorted and distinct; cached
+    per pattern (and per side), since they depend on the indices alone."""
+
+    def build():
+        idx = torch.stack([csr_rows(crow).to(col.dtype), col], 1)
+        if col.numel() < 2:
+            return idx, True
+        r, c = idx[:, 0], idx[:, 1]
+        step = (r[1:] > r[:-1]) | ((r[1:] == r[:-1]) & (c[1:] > c[:-1]))
+        return idx, bool(step.all())
+
+    kind = "coo indices" + (" transposed" if transposed else "")
+    return _cached(kind, pattern.source, pattern.shape, build)
 
 
 def _flat_solve(solver: Callable, options: tuple, raise_on_failure: bool, transposed: bool):
@@ -92,7 +109,8 @@ def _flat_solve(solver: Callable, options: tuple, raise_on_failure: bool, transp
             values = values[perm]
         else:
             crow, col = pattern.crow, pattern.col
-        X = _kernel()(values, col, crow, Bf, solver=solver, options=options)
+        indices, canonical = _coo_indices(pattern, crow, col, transposed)
+        X = _kernel()(values, indices, Bf, canonical=canonical, solver=solver, options=options)
         n = crow.numel() - 1
         matrix = torch.sparse_csr_tensor(crow, col, values, (n, n), check_invariants=False)
         worst, failed = residual_failures(matrix, X, Bf, tol, atol)

@@ -61,6 +61,27 @@ def test_explicit_transpose_solve_nonsymmetric(layout):
     torch.testing.assert_close(B.grad, dB, **CHECK[torch.float64])
 
 
+def test_unsorted_csr_columns():
+    """A CSR with columns out of order within rows (torch builds it without complaint): JAX's
+    matrix is not flagged sorted, and X, B.grad and A.grad (in A's own entry order) match the
+    dense solve."""
+    crow = torch.tensor([0, 2, 4, 5])
+    col = torch.tensor([2, 0, 1, 0, 2])
+    vals = torch.tensor([1.0, 4.0, 5.0, 1.0, 3.0], dtype=torch.float64)
+    A = torch.sparse_csr_tensor(crow, col, vals, (3, 3)).requires_grad_()
+    D = torch.tensor([[4.0, 0.0, 1.0], [1.0, 5.0, 0.0], [0.0, 0.0, 3.0]], dtype=torch.float64)
+    B = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=torch.float64, requires_grad=True)
+    for _ in range(2):  # the second call reads the cached indices
+        X = sparse_solve_j4t(A, B, tol=1e-12)
+        torch.testing.assert_close(X, torch.linalg.solve(D, B.detach()))
+    X.sum().backward()
+    dB = torch.linalg.solve(D.T, torch.ones(3, 2, dtype=X.dtype))
+    torch.testing.assert_close(B.grad, dB)
+    dD = -dB @ X.detach().T  # the dense gradient, read at the stored entries
+    assert A.grad.col_indices().tolist() == [2, 0, 1, 0, 2]
+    torch.testing.assert_close(A.grad.values(), dD[torch.tensor([0, 0, 1, 1, 2]), col])
+
+
 def test_batched_block_diagonal():
     Ds = torch.stack([solve_matrix(6, "general", seed=s) for s in range(3)])
     # batched CSR needs equal nnz per batch item: use the union pattern with explicit zeros
