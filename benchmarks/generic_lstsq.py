@@ -17,16 +17,9 @@ import numpy as np
 import torch
 
 import bridge
+from benchmarks import _runners
 from benchmarks._harness import Case, Impl
-from benchmarks._runners import (
-    dense_solve_cap,
-    jax_runner,
-    on_cpu,
-    plain_runner,
-    to_jax_sparse,
-    torch_runner,
-    tsgu,
-)
+from benchmarks._runners import jax_runner, on_cpu, plain_runner, to_jax_sparse, torch_runner, tsgu
 
 
 def _ours_torch(A, B):
@@ -64,7 +57,7 @@ def impls(cfg, A: torch.Tensor, B: torch.Tensor) -> list[Impl]:
 
     def dense(fn, to):
         def make():
-            dense_solve_cap(cfg, n)
+            _runners.dense_solve_cap(cfg, n)
             return fn((to(A.to_dense()), to(B)))
 
         return make

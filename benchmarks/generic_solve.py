@@ -25,16 +25,9 @@ import numpy as np
 import torch
 
 import bridge
+from benchmarks import _runners
 from benchmarks._harness import Case, Goal, Impl, time_ratio
-from benchmarks._runners import (
-    dense_solve_cap,
-    jax_runner,
-    on_cpu,
-    plain_runner,
-    to_jax_sparse,
-    torch_runner,
-    tsgu,
-)
+from benchmarks._runners import jax_runner, on_cpu, plain_runner, to_jax_sparse, torch_runner, tsgu
 
 TOL = 1e-5
 
@@ -79,7 +72,7 @@ def impls(cfg, A: torch.Tensor, B: torch.Tensor, layout: str) -> list[Impl]:
         return (to_jax_sparse(A), bridge.to_jax(B))
 
     def dense():
-        dense_solve_cap(cfg, A.shape[0])
+        _runners.dense_solve_cap(cfg, A.shape[0])
         return torch_runner(torch.linalg.solve, (A.to_dense(), B), (0, 1))
 
     def scipy():

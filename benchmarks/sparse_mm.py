@@ -5,6 +5,8 @@ random matrices at several densities. Goals (issue 3, issue 6): torch_api at lea
 than torchsparsegradutils 0.2.7 (COO and CSR) and no slower than ``torch.sparse.mm``'s CSR
 autograd, with a backward whose peak is at most 1.5x the bytes of A, B, dA and dB; jax_api at
 most 0.5x the time of differentiating JAX's own ``BCOO @ B`` / ``BCSR @ B``, with a lower peak.
+Issue 16: on the stencil, a Hessian-vector product of ``sum(sparse_mm(A, B)**2)`` w.r.t. A's
+values costs at most 3x torch_api's fwd+bwd.
 """
 
 from __future__ import annotations
@@ -12,16 +14,9 @@ from __future__ import annotations
 import torch
 
 import bridge
-from benchmarks._harness import Case, Goal, Impl, memory_ratio, time_ratio
+from benchmarks._harness import Case, Goal, Impl, Runner, memory_ratio, time_ratio
 from benchmarks._memory import nbytes
-from benchmarks._runners import (
-    jax_runner,
-    on_cpu,
-    plain_runner,
-    to_jax_sparse,
-    torch_runner,
-    tsgu,
-)
+from benchmarks._runners import jax_runner, on_cpu, plain_runner, to_jax_sparse, torch_runner, tsgu
 
 
 def _jax_native(A, B):
@@ -110,4 +105,37 @@ def cases(cfg) -> list[Case]:
                                          "issue 3"))
             out.append(Case("sparse_mm", f"{cfg.name_of(kind)} {layout}", impls(cfg, A, B, layout),
                             goals, info))
+            if with_goals:
+                out.append(_hvp_case(cfg, A, B, kind, layout, info))
     return out
+
+
+def _hvp_runner(A: torch.Tensor, B: torch.Tensor) -> Runner:
+    """The Hessian-vector product of ``sum(sparse_mm(A, B)**2)`` w.r.t. A's values (``nnz``):
+    a forward, a backward with ``create_graph=True`` and a second backward."""
+    import torch_api
+    from torch_api._pattern import sparse_with_values
+
+    v = A.values().detach().clone().requires_grad_(True)
+    u = torch.randn_like(v)
+
+    def step():
+        loss = torch_api.sparse_mm(sparse_with_values(A, v), B).square().sum()
+        (g,) = torch.autograd.grad(loss, v, create_graph=True)
+        return torch.autograd.grad(g, v, u)
+
+    return Runner(forward=lambda: torch_api.sparse_mm(A, B), step=step, inputs=(A, B, u))
+
+
+def _hvp_case(cfg, A: torch.Tensor, B: torch.Tensor, kind: str, layout: str, info) -> Case:
+    """Second order (issue 16): an HVP w.r.t. A's values costs at most 3x a fwd+bwd."""
+    import torch_api
+
+    impls = [
+        Impl("torch_api fwd+bwd", lambda: torch_runner(torch_api.sparse_mm, (A, B), (0, 1)),
+             ours=True),
+        Impl("torch_api HVP", lambda: _hvp_runner(A, B), ours=True),
+    ]
+    goals = [Goal("torch_api HVP w.r.t. A's values <= 3x a fwd+bwd",
+                  time_ratio("torch_api HVP", "torch_api fwd+bwd"), 3.0, "issue 16")]
+    return Case("sparse_mm", f"{cfg.name_of(kind)} {layout} HVP", impls, goals, info)

@@ -16,14 +16,7 @@ import torch
 
 import bridge
 from benchmarks._harness import Case, Goal, Impl, Unsupported, time_ratio
-from benchmarks._runners import (
-    jax_runner,
-    on_cpu,
-    plain_runner,
-    to_jax_sparse,
-    torch_runner,
-    tsgu,
-)
+from benchmarks._runners import jax_runner, on_cpu, plain_runner, to_jax_sparse, torch_runner, tsgu
 
 
 def _torch_native(A, B):

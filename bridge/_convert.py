@@ -15,6 +15,7 @@ from __future__ import annotations
 from ._dense import check_concrete, convert
 from ._optional import require
 from ._sparse import convert_sparse, sparse_kind
+from .internal.messages import describe, message
 
 __all__ = ["to_torch", "to_jax", "to_numpy", "to_scipy", "to_cupy"]
 
@@ -34,21 +35,22 @@ def _same_sparse(x, fw: str, copy):
 def _convert(x, target: str, copy):
     fn = f"to_{target}"
     if copy is not None and not isinstance(copy, bool):
-        raise TypeError(f"{fn}: copy must be None, True or False, got {copy!r}")
+        raise TypeError(f"copy: expected None, True or False, got {copy!r}.")
     kind = sparse_kind(x)
     if kind is None:
         if target == "scipy":
             check_concrete(x, fn)
-            raise TypeError(
-                f"to_scipy converts sparse tensors only (COO/CSR), got {type(x).__name__}; "
-                "for a dense array use to_numpy"
-            )
+            raise TypeError(message(
+                "to_scipy", "a COO/CSR sparse tensor (it converts sparse tensors only)",
+                describe(x) + "; for a dense array use to_numpy",
+            ))
         return convert(x, target, copy=copy, fn=fn)
     if target == "numpy":
-        raise TypeError(
-            f"to_numpy converts dense arrays only, got a sparse {kind[1].upper()} "
-            f"({type(x).__name__}); use to_scipy, or densify explicitly first"
-        )
+        raise TypeError(message(
+            "to_numpy", "a dense array (it converts dense arrays only)",
+            f"a sparse {kind[1].upper()} ({type(x).__name__}); use to_scipy, or densify "
+            "explicitly first",
+        ))
     if kind[0] == target:
         return _same_sparse(x, target, copy)
     return convert_sparse(x, kind, target, copy)

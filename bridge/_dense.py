@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from ._optional import loaded, require
+from .internal.messages import message
 
-FRAMEWORKS = ("torch", "jax", "numpy", "cupy")
 _WIDE = {"int64", "uint64", "float64", "complex128"}
 
 
@@ -42,8 +42,8 @@ def refuse(copy, name: str, reason: str) -> None:
     """Raise the ``copy=False`` error for component ``name``; return quietly otherwise."""
     if copy is False:
         raise ValueError(
-            f"{name}: cannot convert without a copy because {reason}; "
-            "pass copy=None (copy only when needed) or copy=True"
+            f"{name}: expected data that converts without a copy (copy=False), got data that "
+            f"cannot because {reason}; pass copy=None (copy only when needed) or copy=True."
         )
 
 
@@ -52,9 +52,9 @@ def check_concrete(x, fn: str) -> None:
     jax = loaded("jax")
     if jax is not None and isinstance(x, jax.core.Tracer):
         raise TypeError(
-            f"{fn} got a JAX tracer ({type(x).__name__}): converters need concrete arrays and "
-            "cannot run inside jax.jit/vmap/grad; to call torch code from traced JAX code use "
-            "bridge.jax_kernel"
+            f"{fn}: expected a concrete array (converters cannot run inside jax.jit/vmap/grad), "
+            f"got a JAX tracer ({type(x).__name__}); to call torch code from traced JAX code use "
+            "bridge.jax_kernel."
         )
 
 
@@ -71,9 +71,10 @@ def check_x64(x, name: str) -> None:
     kept = jax.dtypes.canonicalize_dtype(np.dtype(dt))
     if kept != np.dtype(dt):
         raise TypeError(
-            f"{name}: {dt} data cannot enter JAX while 64-bit mode is disabled (JAX would silently "
-            f"truncate it to {kept}). Enable it for the call with `with jax.enable_x64(True): ...` "
-            f"(or JAX_ENABLE_X64=1 before starting Python), or cast to a 32-bit dtype first"
+            f"{name}: expected data JAX can hold while its 64-bit mode is disabled, got {dt} data "
+            f"(JAX would silently truncate it to {kept}). Enable 64-bit mode for the call with "
+            f"`with jax.enable_x64(True): ...` (or JAX_ENABLE_X64=1 before starting Python), or "
+            f"cast to a 32-bit dtype first."
         )
 
 
@@ -216,13 +217,14 @@ def convert(x, target: str, *, copy: bool | None = None, name: str = "array", fn
     src = framework(x)
     if src is None:
         check_concrete(x, fn)
-        raise TypeError(f"{fn}: {name} must be a dense torch/JAX/NumPy/CuPy array, got {type(x)!r}")
+        raise TypeError(message(
+            fn, f"{name} to be a dense torch/JAX/NumPy/CuPy array or a COO/CSR sparse tensor", x
+        ))
     check_concrete(x, fn)
     if src == "torch":
         if x.device.type == "meta" and target != "torch":
-            raise ValueError(
-                f"{fn}: {name} must hold data (a CPU or CUDA tensor), got a meta tensor"
-            )
+            raise ValueError(message(name, "a tensor holding data (on a CPU or CUDA device)",
+                                     "a meta tensor"))
         x = x.detach()
     if target == "jax" and src != "jax":
         check_x64(x, name)

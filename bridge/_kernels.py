@@ -22,10 +22,12 @@ Gradients are not handled here: wrap these in ``jax.custom_vjp`` / ``torch.autog
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ._dense import jax_to_torch, torch_to_jax
 from ._optional import require
+from .internal.messages import describe, message
 
 _VMAP_METHODS = ("sequential", "sequential_unrolled", "expand_dims", "broadcast_all")
 _DL_CUDA, _DL_ROCM = 2, 10
@@ -56,6 +58,9 @@ def jax_kernel(
             With ``writes_outputs=True``, ``fn(out, *tensors, **tensors)`` instead fills ``out``
             (tensors viewing XLA's output buffers, in the structure of ``result_shape_dtypes``)
             in place and returns ``None``: no copy at all. Inputs must never be modified.
+            Calls with an equal ``fn`` (one function, or equal hashable callables such as a
+            frozen dataclass) share JAX's compiled programs, eagerly too; a fresh closure or
+            ``functools.partial`` per call never compares equal, so each such call compiles anew.
         result_shape_dtypes: a pytree of objects with ``shape`` and ``dtype``
             (``jax.ShapeDtypeStruct``), or a callable receiving the call's arguments (arrays or
             tracers) and returning such a pytree.
@@ -79,49 +84,11 @@ def jax_kernel(
     jax = require("jax")
     buffer_callback = require("jax.experimental.buffer_callback").buffer_callback
     if not callable(fn):
-        raise TypeError(f"fn: expected a callable, got {type(fn).__qualname__}.")
+        raise TypeError(message("fn", "a callable", describe(fn)))
     if vmap_method not in _VMAP_METHODS:
         raise ValueError(f"vmap_method: expected one of {_VMAP_METHODS}, got {vmap_method!r}.")
 
-    def callback(ctx, out, *args, **kwargs):
-        import torch
-
-        leaves = jax.tree_util.tree_leaves((out, args, kwargs))
-        dev_type, dev_id = leaves[0].__dlpack_device__() if leaves else (1, 0)
-        if dev_type in (_DL_CUDA, _DL_ROCM):
-            device = torch.device("cuda", dev_id)
-            stream = torch.cuda.ExternalStream(ctx.stream, device=device)
-            with torch.cuda.device(device), torch.cuda.stream(stream):
-                _run(out, args, kwargs)
-        else:
-            _run(out, args, kwargs)
-
-    def _run(out, args, kwargs):
-        import torch
-
-        view = lambda b: torch.from_dlpack(b)
-        t_out = jax.tree_util.tree_map(view, out)
-        t_args, t_kwargs = jax.tree_util.tree_map(view, (args, kwargs))
-        if writes_outputs:
-            if fn(t_out, *t_args, **t_kwargs) is not None:
-                raise ValueError("fn: with writes_outputs=True it must fill `out` and return None.")
-            return
-        result = fn(*t_args, **t_kwargs)
-        outs, out_tree = jax.tree_util.tree_flatten(t_out)
-        res, res_tree = jax.tree_util.tree_flatten(result)
-        if res_tree != out_tree:
-            raise ValueError(
-                f"fn: returned structure {res_tree} does not match result_shape_dtypes {out_tree}."
-            )
-        for i, (o, r) in enumerate(zip(outs, res, strict=True)):
-            if not isinstance(r, torch.Tensor):
-                raise TypeError(f"fn: result {i} must be a torch.Tensor, got {type(r).__name__}.")
-            if r.dtype != o.dtype or tuple(r.shape) != tuple(o.shape):
-                raise ValueError(
-                    f"fn: result {i} has shape {tuple(r.shape)} and dtype {r.dtype}, expected "
-                    f"{tuple(o.shape)} and {o.dtype} (declared in result_shape_dtypes)."
-                )
-            o.copy_(r)
+    callback = _TorchCallback(fn, writes_outputs)
 
     def kernel(*args, **kwargs):
         shapes = result_shape_dtypes
@@ -145,10 +112,69 @@ def _check_x64(jax, shapes) -> None:
         dtype = np.dtype(leaf.dtype)
         if jax.dtypes.canonicalize_dtype(dtype) != dtype:
             raise TypeError(
-                f"result_shape_dtypes: {dtype} output requested while JAX's x64 mode is off "
-                f"(JAX would truncate it). Call the kernel inside `with jax.enable_x64(True):` "
-                f"or declare a 32-bit dtype."
+                f"result_shape_dtypes: expected 32-bit outputs while JAX's x64 mode is off (JAX "
+                f"would truncate them), got {dtype}. Call the kernel inside "
+                f"`with jax.enable_x64(True):` or declare a 32-bit dtype."
             )
+
+
+@dataclass(frozen=True)
+class _TorchCallback:
+    """The ``buffer_callback`` callback running ``fn`` on torch views of XLA's buffers.
+
+    Equal (and hashing alike) whenever ``fn`` and ``writes_outputs`` are: the callback is a
+    parameter of JAX's primitive, so two calls of one kernel with equal ``fn`` share JAX's
+    compiled programs (eagerly too) instead of compiling and caching a copy each.
+    """
+
+    fn: Callable[..., Any]
+    writes_outputs: bool
+
+    def __call__(self, ctx, out, *args, **kwargs):
+        jax = require("jax")
+        leaves = jax.tree_util.tree_leaves((out, args, kwargs))
+        dev_type, dev_id = leaves[0].__dlpack_device__() if leaves else (1, 0)
+        if dev_type in (_DL_CUDA, _DL_ROCM):
+            import torch
+
+            device = torch.device("cuda", dev_id)
+            stream = torch.cuda.ExternalStream(ctx.stream, device=device)
+            with torch.cuda.device(device), torch.cuda.stream(stream):
+                self._run(jax, out, args, kwargs)
+        else:
+            self._run(jax, out, args, kwargs)
+
+    def _run(self, jax, out, args, kwargs):
+        import torch
+
+        view = lambda b: torch.from_dlpack(b)
+        t_out = jax.tree_util.tree_map(view, out)
+        t_args, t_kwargs = jax.tree_util.tree_map(view, (args, kwargs))
+        if self.writes_outputs:
+            result = self.fn(t_out, *t_args, **t_kwargs)
+            if result is not None:
+                raise ValueError(message(
+                    "fn", "None (with writes_outputs=True it fills `out`)",
+                    f"a result of type {type(result).__name__}"))
+            return
+        result = self.fn(*t_args, **t_kwargs)
+        outs, out_tree = jax.tree_util.tree_flatten(t_out)
+        res, res_tree = jax.tree_util.tree_flatten(result)
+        if res_tree != out_tree:
+            raise ValueError(
+                f"fn: expected a result structured as result_shape_dtypes {out_tree}, "
+                f"got {res_tree}."
+            )
+        for i, (o, r) in enumerate(zip(outs, res, strict=True)):
+            if not isinstance(r, torch.Tensor):
+                raise TypeError(message("fn", f"result {i} to be a torch.Tensor", describe(r)))
+            if r.dtype != o.dtype or tuple(r.shape) != tuple(o.shape):
+                raise ValueError(
+                    f"fn: expected result {i} of shape {tuple(o.shape)} and dtype {o.dtype} "
+                    f"(declared in result_shape_dtypes), got shape {tuple(r.shape)} and dtype "
+                    f"{r.dtype}."
+                )
+            o.copy_(r)
 
 
 # ------------------------------------------------------------------------------- torch_kernel
@@ -157,7 +183,7 @@ class TorchKernel:
 
     def __init__(self, fn: Callable[..., Any], static_argnames: Sequence[str] = ()):
         if not callable(fn):
-            raise TypeError(f"fn: expected a callable, got {type(fn).__qualname__}.")
+            raise TypeError(message("fn", "a callable", describe(fn)))
         self.fn = fn
         self.static_argnames = tuple(static_argnames)
         self._jitted = None

@@ -9,6 +9,8 @@ from bridge._optional import require as _require
 _require("jax")
 _require("equinox")
 
+from bridge.internal.convergence import ConvergenceError, ConvergenceWarning  # noqa: E402
+
 from ._distributions import SparseMultivariateNormal  # noqa: E402
 from ._encoders import PairwiseEncoder  # noqa: E402
 from ._generic_lstsq import sparse_generic_lstsq  # noqa: E402
@@ -31,3 +33,4 @@ __all__ += ["SparseMultivariateNormal"]
 __all__ += ["sparse_mm", "sparse_triangular_solve"]
 __all__ += ["sparse_generic_solve", "sparse_generic_lstsq"]
 __all__ += ["SolveInfo", "cg", "bicgstab", "gmres", "minres", "lsmr"]
+__all__ += ["ConvergenceWarning", "ConvergenceError"]

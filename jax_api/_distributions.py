@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental.sparse import BCOO, BCSR
 
+from ._checks import runtime_check
 from ._pattern import Pattern
 from ._sparse_mm import flat_mm, sparse_mm
 from ._triangular_solve import sparse_triangular_solve
@@ -57,7 +58,7 @@ def _with_data(A, data):
 def _transposed_mm(A, X):
     """``A^T @ X`` with gradients on A's pattern (the product on the transposed pattern)."""
     pattern, values = Pattern.of(A)
-    pattern_t, perm = pattern.transpose()
+    pattern_t, perm = pattern.transposed()
     Xf, vector = pattern.flat_rhs(X)
     return pattern.unflat(flat_mm(pattern_t, values[perm], Xf), vector, A.shape[-1])
 
@@ -83,7 +84,7 @@ def _lower_solve(unit: bool, transpose: bool):
 def _diag_entries(A):
     """``(rows, cols, values, on_diagonal)`` of the factor's real stored entries (flat)."""
     pattern, values = Pattern.of(A)
-    on = pattern.valid & (pattern.rows == pattern.cols)
+    on = pattern.valid & (pattern.rows == pattern.col)
     return pattern, values, on
 
 
@@ -95,29 +96,53 @@ def _sum_log_diagonal(A):
     return jnp.log(diag).reshape(*A.shape[:-2], -1).sum(-1)
 
 
+_ABOVE = "{name}: expected a lower-triangular factor, got entries above the diagonal."
+_STORED_DIAG = (
+    "{name}: expected a strictly lower factor with diagonal= (LDL^T: the unit diagonal is "
+    "implicit), got stored diagonal entries."
+)
+_BAD_DIAG = (
+    "{name}: expected every diagonal entry stored and positive (LL^T), got a missing or "
+    "non-positive one."
+)
+_BAD_D = "diagonal: expected positive values, got a non-positive one."
+
+
+def _factor_failures(name, A, ldlt: bool, diagonal, xp):
+    """``(bad, message)`` of each constraint on the factor, in NumPy (``xp=np``) or JAX."""
+    pattern, values, on = _diag_entries(A)
+    conv = np.asarray if xp is np else (lambda x: x)
+    rows, cols, valid, on, values = map(conv, (pattern.rows, pattern.col, pattern.valid, on,
+                                               values))
+    out = [(xp.any(valid & (rows < cols)), _ABOVE.format(name=name))]
+    if ldlt:
+        out.append((xp.any(on), _STORED_DIAG.format(name=name)))
+    else:
+        N = pattern.csr_shape[0]
+        if xp is np:
+            n_diag = np.bincount(rows[on], minlength=N)
+        else:
+            n_diag = jnp.zeros(N, jnp.int32).at[jnp.where(on, rows, N)].add(1, mode="drop")
+        bad = xp.any(n_diag == 0) | xp.any(on & (values <= 0))
+        out.append((bad, _BAD_DIAG.format(name=name)))
+    if diagonal is not None:
+        out.append((xp.any(~(conv(diagonal) > 0)), _BAD_D))
+    return out
+
+
 def _check_factor_values(name, A, ldlt: bool, diagonal):
     """Eager constraint checks (triangularity, positive diagonals), on concrete values."""
-    pattern, values, on = _diag_entries(A)
-    rows, cols, valid = (np.asarray(x) for x in (pattern.rows, pattern.cols, pattern.valid))
-    if (valid & (rows < cols)).any():
-        raise ValueError(
-            f"{name}: expected a lower-triangular factor, got entries above the diagonal."
-        )
-    on, values = np.asarray(on), np.asarray(values)
-    if ldlt and on.any():
-        raise ValueError(
-            f"{name}: expected a strictly lower factor with diagonal= (LDL^T: the "
-            f"unit diagonal is implicit), got stored diagonal entries."
-        )
-    if not ldlt:
-        n_diag = np.bincount(rows[on], minlength=pattern.csr_shape[0])
-        if (n_diag == 0).any() or (values[on] <= 0).any():
-            raise ValueError(
-                f"{name}: expected every diagonal entry stored and positive (LL^T), "
-                f"got a missing or non-positive one."
-            )
-    if diagonal is not None and not (np.asarray(diagonal) > 0).all():
-        raise ValueError("diagonal: expected positive values, got a non-positive one.")
+    for bad, msg in _factor_failures(name, A, ldlt, diagonal, np):
+        if bool(bad):
+            raise ValueError(msg)
+
+
+def _checked_factor(name, A, ldlt: bool, diagonal):
+    """``A`` whose values raise at run time (under ``jit``) when a constraint fails."""
+    data = A.data
+    for bad, msg in _factor_failures(name, A, ldlt, diagonal, jnp):
+        data = runtime_check(data, bad, msg)
+    return _with_data(A, data)
 
 
 class SparseMultivariateNormal(eqx.Module):
@@ -130,8 +155,9 @@ class SparseMultivariateNormal(eqx.Module):
         scale_tril: covariance factor, BCOO/BCSR ``(n, n)`` or ``(b, n, n)``: lower triangular
             with a positive diagonal (LL^T) or strictly lower (LDL^T).
         precision_tril: precision factor, same form; give exactly one of the two.
-        validate_args: check triangularity and positive diagonals at construction (when the
-            values are concrete).
+        validate_args: check triangularity and positive diagonals: at construction when the
+            values are concrete (``ValueError``), else when the compiled program runs (an
+            error with the same message, raised by JAX).
 
     ``batch_shape`` is the broadcast of the parameters' batch shapes, ``event_shape = (n,)``.
 
@@ -187,6 +213,8 @@ class SparseMultivariateNormal(eqx.Module):
             ) from None
         if validate_args and is_concrete(factor, diagonal):
             _check_factor_values(name, factor, diagonal is not None, diagonal)
+        elif validate_args:  # traced: checked by the program at run time, same messages
+            factor = _checked_factor(name, factor, diagonal is not None, diagonal)
         self.loc, self.diagonal = loc, diagonal
         self.scale_tril = factor if name == "scale_tril" else None
         self.precision_tril = factor if name == "precision_tril" else None

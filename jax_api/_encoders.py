@@ -1,12 +1,12 @@
 """``PairwiseEncoder`` for JAX: per-offset voxel values -> a BCOO / BCSR ``(S, S)`` matrix.
 
-The same contract and the same NumPy index builders as torch_api's encoder
-(:func:`torch_api._encoders.pairwise_offsets`, :func:`torch_api._encoders.pairwise_indices`):
-the ``k``-th offset ``o`` puts ``values[k][p]`` at ``(row = p, col = p - o)`` for every voxel
-``p`` of the C-ordered ``(C, *spatial)`` volume with ``p - o`` inside it. The entries come in
-row-major order (sorted, unique), so the matrix is built around precomputed indices and the call
-is one gather ``values.reshape(-1)[value_index]``; its gradient is a scatter of the same size,
-so ``jax.grad`` with respect to ``values`` never touches an ``(S, S)`` array.
+The same contract and the same NumPy index builders (:mod:`bridge.internal.pairwise`:
+``pairwise_offsets``, ``pairwise_indices``) as torch_api's encoder: the ``k``-th offset ``o``
+puts ``values[k][p]`` at ``(row = p, col = p - o)`` for every voxel ``p`` of the C-ordered
+``(C, *spatial)`` volume with ``p - o`` inside it. The entries come in row-major order (sorted,
+unique), so the matrix is built around precomputed indices and the call is one gather
+``values.reshape(-1)[value_index]``; its gradient is a scatter of the same size, so
+``jax.grad`` with respect to ``values`` never touches an ``(S, S)`` array.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental.sparse import BCOO, BCSR
 
-from torch_api._encoders import pairwise_indices, pairwise_offsets
+from bridge.internal.pairwise import pairwise_indices, pairwise_offsets
 
 from ._validate import check_dense, value_error
 

@@ -16,9 +16,12 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from ._generic_solve import call_solver, split_kwargs, transposed_matrix
+from bridge.internal.options import resolve_solvers
+
+from ._checks import check_sparse_indices, checked_indices
+from ._generic_solve import call_solver, hashable, split_kwargs, transposed_matrix
 from ._pattern import Pattern
-from ._validate import check_callable, check_rhs, check_sparse
+from ._validate import check_rhs, check_sparse
 
 __all__ = ["sparse_generic_lstsq"]
 
@@ -90,17 +93,22 @@ def sparse_generic_lstsq(
             f"A: expected a tall matrix (m >= n, full column rank), got shape {tuple(A.shape)}."
         )
     B = check_rhs("B", B, A, rows=A.shape[0])
-    check_callable("lstsq", lstsq)
-    check_callable("transpose_lstsq", transpose_lstsq)
-    if lstsq is None and transpose_lstsq is None:
-        lstsq = transpose_lstsq = _lsmr_default
-    elif lstsq is None:
-        lstsq = transpose_lstsq
-    elif transpose_lstsq is None:
-        transpose_lstsq = lstsq
-    pattern, values = Pattern.of(A)
-    Bf, vector = pattern.flat_rhs(B)
+    lstsq, transpose_lstsq = resolve_solvers(
+        lstsq, transpose_lstsq, _lsmr_default, args=("lstsq", "transpose_lstsq")
+    )
     static, arrays = split_kwargs(kwargs)
-    Xf, info = _lstsq(lstsq, transpose_lstsq, static, vector, pattern, values, Bf, arrays)
-    X = pattern.unflat(Xf, vector, A.shape[1])
+    validate = not check_sparse_indices("A", A)
+    run = _solve_jit if hashable((lstsq, transpose_lstsq, static)) else _solve
+    X, info = run(A, B, arrays, lstsq, transpose_lstsq, static, validate)
     return (X, info) if return_info else X
+
+
+def _solve(A, B, arrays, lstsq, transpose_lstsq, static, validate):
+    pattern, values = Pattern.of(checked_indices("A", A) if validate else A)
+    Bf, vector = pattern.flat_rhs(B)
+    Xf, info = _lstsq(lstsq, transpose_lstsq, static, vector, pattern, values, Bf, arrays)
+    return pattern.unflat(Xf, vector, A.shape[1]), info
+
+
+# compiled once per shapes, dtypes, solvers and static options (as sparse_generic_solve)
+_solve_jit = jax.jit(_solve, static_argnums=(3, 4, 5, 6))

@@ -10,6 +10,10 @@ solver written for ``A @ x`` works.
 Keyword arguments reach both solves. Array-valued ones (``x0=...``) travel as ordinary
 arguments; the others (tolerances, ``maxiter``, a preconditioner function) are static. A
 preconditioner closing over traced arrays is not supported (pass its arrays through kwargs).
+
+Calls are compiled once per shapes, dtypes, solvers and static options (``jax.jit``), so eager
+calls with the same ones reuse the program; a solver (or preconditioner) given as a fresh
+``lambda`` on each call is a new static argument and compiles again each time: define it once.
 """
 
 from __future__ import annotations
@@ -19,16 +23,19 @@ from functools import partial
 
 import jax
 
+from bridge.internal.options import resolve_solvers
+
+from ._checks import check_sparse_indices, checked_indices
 from ._pattern import Pattern
 from ._solve import implicit_solve
-from ._validate import check_callable, check_rhs, check_sparse, describe
+from ._validate import check_rhs, check_sparse, describe
 
 __all__ = ["sparse_generic_solve"]
 
 
 def transposed_matrix(pattern: Pattern, values: jax.Array):
     """``A^T`` of a 2-D pattern as a BCOO/BCSR in the caller's layout (indices sorted)."""
-    pattern_t, perm = pattern.transpose()
+    pattern_t, perm = pattern.transposed()
     return pattern_t.matrix(values[perm])
 
 
@@ -106,21 +113,34 @@ def sparse_generic_solve(
     """
     A = check_sparse("A", A, ndims=(2,), square=True)
     B = check_rhs("B", B, A)
-    check_callable("solve", solve)
-    check_callable("transpose_solve", transpose_solve)
-    if solve is None and transpose_solve is None:
-        from ._solvers import minres
+    from ._solvers import minres
 
-        solve = transpose_solve = minres
-    elif solve is None:
-        solve = transpose_solve
-    elif transpose_solve is None:
-        transpose_solve = solve
-    pattern, values = Pattern.of(A)
-    Bf, vector = pattern.flat_rhs(B)
+    solve, transpose_solve = resolve_solvers(solve, transpose_solve, minres)
     static, arrays = split_kwargs(kwargs)
+    validate = not check_sparse_indices("A", A)
+    run = _solve_jit if hashable((solve, transpose_solve, static)) else _solve
+    X, info = run(A, B, arrays, solve, transpose_solve, static, validate)
+    return (X, info) if return_info else X
+
+
+def hashable(x) -> bool:
+    """Whether ``x`` can be a static argument of ``jax.jit`` (else the op runs uncompiled)."""
+    try:
+        hash(x)
+    except TypeError:
+        return False
+    return True
+
+
+def _solve(A, B, arrays, solve, transpose_solve, static, validate):
+    pattern, values = Pattern.of(checked_indices("A", A) if validate else A)
+    Bf, vector = pattern.flat_rhs(B)
     fwd = partial(_forward, solve, static, vector)
     bwd = partial(_backward, transpose_solve, static, vector)
     Xf, info = implicit_solve(pattern, values, Bf, fwd, bwd, args=arrays)
-    X = pattern.unflat(Xf, vector, A.shape[-1])
-    return (X, info) if return_info else X
+    return pattern.unflat(Xf, vector, A.shape[-1]), info
+
+
+# compiled once per shapes, dtypes, solvers and static options: eager calls reuse the program
+# (the solvers are part of the key: a fresh lambda per call compiles every time)
+_solve_jit = jax.jit(_solve, static_argnums=(3, 4, 5, 6))

@@ -19,8 +19,9 @@ Both paths are compositions of differentiable JAX operations, so ``grad``, ``vma
 work through them (gradients for ``a`` and ``b``; the integer arguments get none). Shapes are
 static as always in JAX: ``N``, ``D1``, ``D2`` and the number of groups ``R`` fix the compiled
 program; the *values* of ``seglen_a`` / ``idx_b`` may be traced. Their consistency (segment lengths
-non-negative and summing to ``N``, indices in ``[0, R)``) is checked when they are concrete; under
-``jit`` rows outside every segment (or with an out-of-range index) come out as zeros.
+non-negative and summing to ``N``, indices in ``[0, R)``) is checked in Python when they are
+concrete (``ValueError``) and by the compiled program otherwise, which raises at run time with
+the same message (:func:`~jax_api._checks.runtime_check`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._checks import runtime_check
 from ._validate import check_dense, check_match, is_concrete, value_error
 
 __all__ = ["segment_mm", "gather_mm"]
@@ -97,8 +99,55 @@ def _segment_mm_chunked(a, b, seglen):
     return jnp.where((row_group < r)[:, None], out, jnp.zeros((), out.dtype))
 
 
+def _mapped_together(f):
+    """``f`` that ``vmap`` runs with every argument mapped along axis 0 (unmapped ones are
+    broadcast): ``ragged_dot`` batches over a leading axis of all its operands only."""
+    g = jax.custom_batching.custom_vmap(f)
+
+    @g.def_vmap
+    def _rule(axis_size, in_batched, *args):
+        args = [x if mapped else jnp.broadcast_to(x, (axis_size, *x.shape))
+                for x, mapped in zip(args, in_batched, strict=True)]
+        out = jax.vmap(f)(*args)
+        return out, jax.tree_util.tree_map(lambda _: True, out)
+
+    return g
+
+
+def _ragged(a, b, seglen):
+    return jax.lax.ragged_dot(a, b, seglen)
+
+
+def _ragged_vjp(a, b, seglen, g):
+    return jax.vjp(lambda a, b: _ragged(a, b, seglen), a, b)[1](g)
+
+
+_ragged_fwd_mapped = _mapped_together(_ragged)
+_ragged_vjp_mapped = _mapped_together(_ragged_vjp)
+
+
+@jax.custom_vjp
+def _ragged_dot(a, b, seglen):
+    return _ragged_fwd_mapped(a, b, seglen)
+
+
+def _ragged_dot_fwd(a, b, seglen):
+    return _ragged_fwd_mapped(a, b, seglen), (a, b, seglen)
+
+
+def _ragged_dot_bwd(res, g):
+    a, b, seglen = res
+    da, db = _ragged_vjp_mapped(a, b, seglen, g)
+    return da, db, None
+
+
+_ragged_dot.defvjp(_ragged_dot_fwd, _ragged_dot_bwd)
+
+
 def _segment_mm_ragged(a, b, seglen):
-    return jax.lax.ragged_dot(a, b, seglen.astype(jnp.int32))
+    # every platform's branch is traced and batched everywhere (platform_dependent), so the
+    # ragged_dot branch must batch with shared operands too, also on CPU
+    return _ragged_dot(a, b, seglen.astype(jnp.int32))
 
 
 def _segment_mm(a, b, seglen):
@@ -127,16 +176,23 @@ def segment_mm(a: jax.Array, b: jax.Array, seglen_a: jax.Array) -> jax.Array:
     """
     a, b = _check_operands(a, b)
     seglen_a = _check_index("seglen_a", seglen_a, b.shape[0], "one length per matrix of b")
+    n = a.shape[0]
     if is_concrete(seglen_a):
         lengths = np.asarray(seglen_a)
         if (lengths < 0).any():
-            raise ValueError(f"seglen_a: expected non-negative lengths, got {lengths.tolist()}.")
-        if int(lengths.sum()) != a.shape[0]:
-            raise ValueError(
-                f"seglen_a: expected lengths summing to a's {a.shape[0]} rows, "
-                f"got a sum of {int(lengths.sum())}."
-            )
+            raise ValueError(_NEGATIVE.format(got=lengths.tolist()))
+        if int(lengths.sum()) != n:
+            raise ValueError(_SUM.format(n=n, got=f"a sum of {int(lengths.sum())}"))
+        return _segment_mm_jit(a, b, seglen_a)
+    seglen_a = runtime_check(seglen_a, seglen_a < 0, _NEGATIVE.format(got="a negative one"))
+    total = jnp.sum(seglen_a)
+    seglen_a = runtime_check(seglen_a, total != n, _SUM.format(n=n, got="another sum"))
     return _segment_mm(a, b, seglen_a)
+
+
+_NEGATIVE = "seglen_a: expected non-negative lengths, got {got}."
+_SUM = "seglen_a: expected lengths summing to a's {n} rows, got {got}."
+_IDX = "idx_b: expected indices in [0, {r}) for b of shape {shape}, got {got}."
 
 
 def gather_mm(a: jax.Array, b: jax.Array, idx_b: jax.Array) -> jax.Array:
@@ -160,14 +216,26 @@ def gather_mm(a: jax.Array, b: jax.Array, idx_b: jax.Array) -> jax.Array:
     a, b = _check_operands(a, b)
     idx_b = _check_index("idx_b", idx_b, a.shape[0], "one index per row of a")
     r = b.shape[0]
-    idx = np.asarray(idx_b) if is_concrete(idx_b) else None
-    if idx is not None and idx.size and (idx.min() < 0 or idx.max() >= r):
-        raise ValueError(
-            f"idx_b: expected indices in [0, {r}) for b of shape {tuple(b.shape)}, "
-            f"got values in [{idx.min()}, {idx.max()}]."
-        )
+    if is_concrete(idx_b):
+        idx = np.asarray(idx_b)
+        if idx.size and (idx.min() < 0 or idx.max() >= r):
+            got = f"values in [{idx.min()}, {idx.max()}]"
+            raise ValueError(_IDX.format(r=r, shape=tuple(b.shape), got=got))
+        return _gather_mm_jit(a, b, idx_b)
+    bad = (idx_b < 0) | (idx_b >= r)
+    idx_b = runtime_check(idx_b, bad, _IDX.format(r=r, shape=tuple(b.shape), got="one outside"))
+    return _gather_mm(a, b, idx_b)
+
+
+def _gather_mm(a, b, idx_b):
+    r = b.shape[0]
     key = jnp.where((idx_b >= 0) & (idx_b < r), idx_b, r).astype(jnp.int32)
     perm = jnp.argsort(key, stable=True)
     seglen = jnp.bincount(key, length=r + 1)[:r].astype(jnp.int32)
     out_sorted = _segment_mm(a[perm], b, seglen)
     return jnp.zeros_like(out_sorted).at[perm].set(out_sorted, unique_indices=True)
+
+
+# eager calls (checked in Python) run one program compiled per shapes and dtypes
+_segment_mm_jit = jax.jit(_segment_mm)
+_gather_mm_jit = jax.jit(_gather_mm)

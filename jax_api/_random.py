@@ -1,9 +1,10 @@
 """Random sparse test matrices for JAX (BCOO / BCSR), with the parameters of torch_api.utils'.
 
-The same construction as :mod:`torch_api._random`, driven by a ``jax.random`` key given first:
-positions are drawn uniformly without replacement (every set of ``nnz`` positions equally
-likely), values are ``jax.random`` draws, and "well conditioned" means strictly row diagonally
-dominant (each diagonal value is ``min_diag_value + U[0, 0.5) + sum_row |off-diagonal|``).
+The same construction as torch_api's, driven by a ``jax.random`` key given first: positions
+(:mod:`bridge.internal.sampling`) are drawn uniformly without replacement (every set of ``nnz``
+positions equally likely), values are ``jax.random`` draws, and "well conditioned" means
+strictly row diagonally dominant (each diagonal value is
+``min_diag_value + U[0, 0.5) + sum_row |off-diagonal|``).
 
 The number of stored entries fixes the output shapes, so ``size``, ``nnz`` and the options are
 Python values; the positions are found by rejection sampling on the host (NumPy, seeded from the
@@ -23,8 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental.sparse import BCOO, BCSR
 
-from torch_api._blocks import _check_size
-from torch_api._random import _check_min_diag, _check_range
+from bridge.internal import sampling
+from bridge.internal.options import check_positive, check_range, check_size, check_square
 
 __all__ = ["rand_sparse", "rand_sparse_tri", "make_spd_sparse"]
 
@@ -55,14 +56,6 @@ def _check_dtype(name: str, dtype, kind: str):
     return dt
 
 
-def _check_nnz(nnz, lo: int, hi: int, size):
-    if isinstance(nnz, bool) or not isinstance(nnz, (int, np.integer)):
-        raise TypeError(f"nnz: expected an int, got {type(nnz).__name__} {nnz!r}.")
-    if not lo <= nnz <= hi:
-        raise ValueError(f"nnz: expected {lo} <= nnz <= {hi} for size {size}, got {nnz}.")
-    return int(nnz)
-
-
 def _check_key(key):
     if not isinstance(key, jax.Array) or isinstance(key, jax.core.Tracer):
         raise TypeError(
@@ -76,28 +69,7 @@ def _check_key(key):
 def _host_rng(key) -> np.random.Generator:
     """A NumPy generator seeded from the key's bits (same key, same draw)."""
     bits = key if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else jax.random.key_data(key)
-    return np.random.default_rng(np.asarray(bits, dtype=np.uint32).ravel())
-
-
-def _sample_unique(rng: np.random.Generator, total: int, k: int) -> np.ndarray:
-    """``k`` distinct integers uniform in ``[0, total)``, sorted (int64)."""
-    if k == 0:
-        return np.zeros(0, np.int64)
-    if 2 * k >= total:
-        return np.sort(rng.permutation(total)[:k])
-    got = np.zeros(0, np.int64)
-    while got.size < k:
-        draw = rng.integers(0, total, int(1.25 * (k - got.size)) + 16, dtype=np.int64)
-        got = np.unique(np.concatenate([got, draw]))
-    return np.sort(rng.permutation(got)[:k])
-
-
-def _strict_lower(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row-major rank ``t`` of a strictly lower position -> ``(row, col)``, ``row > col``."""
-    i = np.floor((1 + np.sqrt(1 + 8 * t.astype(np.float64))) / 2).astype(np.int64)
-    i = i - (i * (i - 1) // 2 > t)
-    i = i + ((i + 1) * i // 2 <= t)
-    return i, t - i * (i - 1) // 2
+    return sampling.host_rng(np.asarray(bits, dtype=np.uint32))
 
 
 def _dominant(key, rows, cols, values, n: int, min_diag_value: float):
@@ -111,12 +83,8 @@ def _dominant(key, rows, cols, values, n: int, min_diag_value: float):
 
 
 def _assemble(rows, cols, values, size, cls, index_dtype, device):
-    """BCOO/BCSR from per-item ``(b, k)`` row/col arrays (NumPy) and values (JAX), any order."""
-    b, k = rows.shape
-    n_r, n_c = size[-2:]
-    order = np.argsort(rows * n_c + cols, axis=1, kind="stable")
-    rows, cols = np.take_along_axis(rows, order, 1), np.take_along_axis(cols, order, 1)
-    values = jnp.take_along_axis(values, jnp.asarray(order), axis=1)
+    """BCOO/BCSR from per-item ``(b, k)`` row/col arrays (NumPy, row-major sorted) and values."""
+    n_r = size[-2]
     put = (lambda x: jax.device_put(x, device)) if device is not None else (lambda x: x)
     if len(size) == 2:
         rows, cols, values = rows[0], cols[0], values[0]
@@ -125,9 +93,7 @@ def _assemble(rows, cols, values, size, cls, index_dtype, device):
         return BCOO(
             (put(values), put(indices)), shape=tuple(size), indices_sorted=True, unique_indices=True
         )
-    counts = np.stack([np.bincount(r, minlength=n_r) for r in np.atleast_2d(rows)])
-    indptr = np.zeros((counts.shape[0], n_r + 1), np.int64)
-    np.cumsum(counts, axis=1, out=indptr[:, 1:])
+    indptr = sampling.crow_indices(np.atleast_2d(rows), n_r)
     indptr = indptr[0] if len(size) == 2 else indptr
     return BCSR(
         (put(values), put(jnp.asarray(cols, index_dtype)), put(jnp.asarray(indptr, index_dtype))),
@@ -167,7 +133,7 @@ def rand_sparse(
         >>> A = rand_sparse(jax.random.key(0), (2, 50, 50), 200, "csr", well_conditioned=True)
     """
     key = _check_key(key)
-    size = _check_size(size)
+    size = check_size(size)
     cls = _check_layout(layout)
     idt, vdt = (
         _check_dtype("indices_dtype", indices_dtype, "int"),
@@ -175,24 +141,12 @@ def rand_sparse(
     )
     n_r, n_c = size[-2:]
     square_wc = bool(well_conditioned) and n_r == n_c
-    nnz = _check_nnz(nnz, n_r if square_wc else 0, n_r * n_c, size)
+    nnz = sampling.check_nnz(nnz, n_r if square_wc else 0, n_r * n_c, size)
     if square_wc:
-        _check_min_diag(min_diag_value)
+        check_positive("min_diag_value", min_diag_value)
     b = size[0] if len(size) == 3 else 1
     k_pos, k_val, k_diag = jax.random.split(key, 3)
-    rng = _host_rng(k_pos)
-    rows, cols = [], []
-    for _ in range(b):
-        if square_wc:  # the diagonal plus nnz - n off-diagonal positions
-            t = _sample_unique(rng, n_r * (n_r - 1), nnz - n_r)
-            i, r = t // max(n_r - 1, 1), t % max(n_r - 1, 1)
-            rows.append(np.concatenate([np.arange(n_r), i]))
-            cols.append(np.concatenate([np.arange(n_r), r + (r >= i)]))
-        else:
-            t = _sample_unique(rng, n_r * n_c, nnz)
-            rows.append(t // max(n_c, 1))
-            cols.append(t % max(n_c, 1))
-    rows, cols = np.stack(rows).reshape(b, nnz), np.stack(cols).reshape(b, nnz)
+    rows, cols = sampling.general_positions(_host_rng(k_pos), b, n_r, n_c, nnz, square_wc)
     values = jax.random.uniform(k_val, (b, nnz), vdt)
     if square_wc:
         values = _dominant(k_diag, rows, cols, values, n_r, min_diag_value)
@@ -233,10 +187,9 @@ def rand_sparse_tri(
         >>> L = rand_sparse_tri(jax.random.key(0), (40, 40), 200, "csr", upper=False)
     """
     key = _check_key(key)
-    size = _check_size(size)
+    size = check_size(size)
     n = size[-1]
-    if size[-2] != n:
-        raise ValueError(f"size: expected a square (n, n) or (b, n, n), got {size!r}.")
+    check_square(size)
     cls = _check_layout(layout)
     idt, vdt = (
         _check_dtype("indices_dtype", indices_dtype, "int"),
@@ -244,22 +197,15 @@ def rand_sparse_tri(
     )
     pairs = n * (n - 1) // 2
     min_nnz = 0 if strict else n
-    nnz = _check_nnz(nnz, min_nnz, pairs + min_nnz, size)
-    low, high = _check_range(value_range)
+    nnz = sampling.check_nnz(nnz, min_nnz, pairs + min_nnz, size)
+    low, high = check_range(value_range)
     wc = bool(well_conditioned) and not strict
     if wc:
-        _check_min_diag(min_diag_value)
+        check_positive("min_diag_value", min_diag_value)
     b = size[0] if len(size) == 3 else 1
     k_pos, k_val, k_diag = jax.random.split(key, 3)
     rng = _host_rng(k_pos)
-    rows, cols = [], []
-    for _ in range(b):
-        i, j = _strict_lower(_sample_unique(rng, pairs, nnz - min_nnz))
-        if not strict:
-            i, j = np.concatenate([np.arange(n), i]), np.concatenate([np.arange(n), j])
-        rows.append(j if upper else i)
-        cols.append(i if upper else j)
-    rows, cols = np.stack(rows).reshape(b, nnz), np.stack(cols).reshape(b, nnz)
+    rows, cols = sampling.triangular_positions(rng, b, n, nnz, bool(upper), bool(strict))
     values = jax.random.uniform(k_val, (b, nnz), vdt, minval=low, maxval=high)
     if wc:
         values = _dominant(k_diag, rows, cols, values, n, min_diag_value)
@@ -270,8 +216,8 @@ def make_spd_sparse(
     key,
     n,
     layout="coo",
-    value_dtype=jnp.float32,
-    index_dtype=jnp.int32,
+    values_dtype=jnp.float32,
+    indices_dtype=jnp.int32,
     device=None,
     sparsity_ratio=0.5,
     nz=None,
@@ -285,7 +231,7 @@ def make_spd_sparse(
         key: a ``jax.random`` key (concrete).
         n: the matrix is ``(n, n)``.
         layout: ``"coo"``/``BCOO`` or ``"csr"``/``BCSR``.
-        value_dtype, index_dtype: float32/float64 and int32/int64 (64-bit needs x64).
+        values_dtype, indices_dtype: float32/float64 and int32/int64 (64-bit needs x64).
         device: a ``jax.Device`` for the result (default: JAX's default device).
         sparsity_ratio: fraction of the ``n(n-1)/2`` off-diagonal symmetric pairs left empty.
         nz: if given, the number of off-diagonal entries left empty instead (``nz // 2``
@@ -298,34 +244,15 @@ def make_spd_sparse(
         >>> A, D = make_spd_sparse(jax.random.key(0), 20, "csr", jnp.float32, jnp.int32)
     """
     key = _check_key(key)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n: expected a positive int, got {n!r}.")
-    n = int(n)
+    n, empty = sampling.spd_empty_pairs(n, nz, sparsity_ratio)
     cls = _check_layout(layout)
-    vdt = _check_dtype("value_dtype", value_dtype, "float")
-    idt = _check_dtype("index_dtype", index_dtype, "int")
-    pairs = n * (n - 1) // 2
-    if nz is not None:
-        if (
-            isinstance(nz, bool)
-            or not isinstance(nz, (int, np.integer))
-            or not 0 <= nz // 2 <= pairs
-        ):
-            raise ValueError(f"nz: expected an int in [0, {2 * pairs + 1}] for n={n}, got {nz!r}.")
-        empty = int(nz) // 2
-    else:
-        if not 0.0 <= float(sparsity_ratio) <= 1.0:
-            raise ValueError(
-                f"sparsity_ratio: expected a number in [0, 1], got {sparsity_ratio!r}."
-            )
-        empty = int(sparsity_ratio * pairs)
+    vdt = _check_dtype("values_dtype", values_dtype, "float")
+    idt = _check_dtype("indices_dtype", indices_dtype, "int")
     k_pos, k_val, k_diag = jax.random.split(key, 3)
-    i, j = _strict_lower(_sample_unique(_host_rng(k_pos), pairs, pairs - empty))
-    v = jax.random.normal(k_val, i.shape, vdt)
+    rows, cols, pair = sampling.symmetric_positions(_host_rng(k_pos), n, empty)
+    v = jax.random.normal(k_val, (n * (n - 1) // 2 - empty,), vdt)
     v = jnp.where(v == 0, 1, v)  # keep the pattern exact
-    ar = np.arange(n)
-    rows, cols = np.concatenate([i, j, ar])[None], np.concatenate([j, i, ar])[None]
-    values = jnp.concatenate([v, v, jnp.zeros(n, vdt)])[None]
+    values = jnp.concatenate([v, jnp.zeros(1, vdt)])[jnp.asarray(pair)]  # pair -1: diagonal
     values = _dominant(k_diag, rows, cols, values, n, 1.0)
     dense = jnp.zeros((n, n), vdt).at[rows[0], cols[0]].set(values[0])
     if device is not None:

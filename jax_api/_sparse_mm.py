@@ -2,13 +2,16 @@
 
 For ``Y = A @ B`` with upstream gradient ``G``: ``dA = (G @ B^T)`` sampled at A's nonzeros
 (:meth:`~jax_api._pattern.Pattern.sddmm`) and ``dB = A^T @ G`` (a CSR product with the
-transposed pattern).
+transposed pattern). Indices are checked as :mod:`jax_api._checks` describes.
 """
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 
+from ._checks import check_sparse_indices, checked_indices
 from ._pattern import Pattern
 from ._validate import check_rhs, check_sparse
 
@@ -52,6 +55,12 @@ def sparse_mm(A, B: jax.Array) -> jax.Array:
     """
     A = check_sparse("A", A)
     B = check_rhs("B", B, A)
-    pattern, values = Pattern.of(A)
+    return _sparse_mm(A, B, validate=not check_sparse_indices("A", A))
+
+
+@partial(jax.jit, static_argnames="validate")
+def _sparse_mm(A, B, validate: bool):
+    # compiled once per shapes, dtypes and flags: eager calls reuse the program
+    pattern, values = Pattern.of(checked_indices("A", A) if validate else A)
     Bf, vector = pattern.flat_rhs(B)
     return pattern.unflat(flat_mm(pattern, values, Bf), vector, A.shape[-2])

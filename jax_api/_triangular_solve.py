@@ -22,10 +22,12 @@ from functools import partial
 import jax
 import numpy as np
 
-from torch_api._triangular_solve import check_triangular_csr as _check_triangular
-from torch_api._triangular_solve import columns_sorted
+from bridge.internal.csr_checks import check_triangular as _check_triangular
+from bridge.internal.csr_checks import columns_sorted
 
-from ._pattern import Pattern, _torch_csr, torch_call
+from ._checks import check_sparse_indices, checked_indices
+from ._cpu_kernels import matrix_call, torch_csr
+from ._pattern import Pattern
 from ._solve import implicit_solve
 from ._validate import check_rhs, check_sparse, is_concrete
 
@@ -56,7 +58,7 @@ def _solve_kernel(
         _check_triangular(crow, col, values, shape=shape, upper=upper, unitriangular=unitriangular)
     if int(crow[-1]) == 0:  # only valid with unitriangular=True: op(A) is the identity
         return B.clone()
-    M = _torch_csr(crow, col, values, csr_shape)
+    M = torch_csr(crow, col, values, csr_shape)
     if not _strictly_sorted(crow, M.col_indices()):
         # MKL needs sorted, distinct columns per row: sum duplicate BCOO entries and sort
         # (built afresh: torch marks a CSR -> COO conversion coalesced without checking)
@@ -69,18 +71,13 @@ def _solve_kernel(
 
 def _flat_solve(pattern: Pattern, values, B, args, *, upper, unitriangular, transpose, check):
     out = jax.ShapeDtypeStruct(B.shape, B.dtype)
-    X = torch_call(
+    X = matrix_call(
         _solve_kernel,
         out,
-        pattern.crow,
-        pattern.cols,
+        pattern,
         values,
         B,
-        core_ndims=(1, 1, 1, 2),
-        n_matrix=3,
-        fold=True,
         shape=pattern.shape,
-        csr_shape=pattern.csr_shape,
         upper=upper,
         unitriangular=unitriangular,
         transpose=transpose,
@@ -95,7 +92,7 @@ def _eager_check(pattern: Pattern, values, upper: bool, unitriangular: bool) -> 
     as_t = lambda x: torch.from_numpy(np.array(x))
     _check_triangular(
         as_t(pattern.crow),
-        as_t(pattern.cols),
+        as_t(pattern.col),
         as_t(values),
         shape=pattern.shape,
         upper=upper,
@@ -131,13 +128,24 @@ def sparse_triangular_solve(
         if not isinstance(flag, (bool, int, np.bool_)):
             raise TypeError(f"{name}: expected a bool, got {type(flag).__name__} {flag!r}.")
     upper, unitriangular, transpose = bool(upper), bool(unitriangular), bool(transpose)
-    pattern, values = Pattern.of(A)
-    Bf, vector = pattern.flat_rhs(B)
-    concrete = is_concrete(pattern, values)
+    indices_checked = check_sparse_indices("A", A)
+    concrete = indices_checked and is_concrete(A.data)
     if concrete:
-        _eager_check(pattern, values, upper, unitriangular)
+        _eager_check(*_pattern_of(A), upper, unitriangular)
+    return _solve(A, B, upper, unitriangular, transpose, check=not concrete,
+                  validate=not indices_checked)
+
+
+_pattern_of = jax.jit(Pattern.of)
+
+
+@partial(jax.jit, static_argnums=(2, 3, 4), static_argnames=("check", "validate"))
+def _solve(A, B, upper, unitriangular, transpose, *, check: bool, validate: bool):
+    # compiled once per shapes, dtypes and flags: eager calls reuse the program
+    pattern, values = Pattern.of(checked_indices("A", A) if validate else A)
+    Bf, vector = pattern.flat_rhs(B)
     opts = {"upper": upper, "unitriangular": unitriangular}
-    solve = partial(_flat_solve, transpose=transpose, check=not concrete, **opts)
+    solve = partial(_flat_solve, transpose=transpose, check=check, **opts)
     transpose_solve = partial(_flat_solve, transpose=not transpose, check=False, **opts)
     X, _ = implicit_solve(pattern, values, Bf, solve, transpose_solve, transposed=transpose)
     return pattern.unflat(X, vector, A.shape[-1])

@@ -13,39 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental.sparse import BCOO, BCSR
 
+from bridge.internal.messages import describe, type_error, value_error  # noqa: F401 (re-export)
+
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 SPARSE_TYPES = (BCOO, BCSR)
-
-
-def describe(x: object) -> str:
-    """A short human description of ``x`` for error messages."""
-    if isinstance(x, SPARSE_TYPES):
-        kind = type(x).__name__
-        extra = []
-        if x.n_batch:
-            extra.append(f"{x.n_batch} batch dim{'s' if x.n_batch > 1 else ''}")
-        if x.n_dense:
-            extra.append(f"{x.n_dense} dense dim{'s' if x.n_dense > 1 else ''}")
-        more = f" ({', '.join(extra)})" if extra else ""
-        return f"a {kind} matrix of shape {tuple(x.shape)}{more}, {x.dtype}"
-    if isinstance(x, jax.Array):
-        return f"a dense array of shape {tuple(x.shape)}, {x.dtype}"
-    if isinstance(x, np.ndarray):
-        return f"a NumPy array of shape {x.shape}, {x.dtype}"
-    if type(x).__module__.startswith("torch"):
-        from torch_api._validate import describe as torch_describe
-
-        return torch_describe(x)
-    return f"an object of type {type(x).__module__}.{type(x).__qualname__}"
-
-
-def type_error(name: str, got: object, expected: str) -> TypeError:
-    return TypeError(f"{name}: expected {expected}, got {describe(got)}.")
-
-
-def value_error(name: str, got: object, expected: str) -> ValueError:
-    got_s = got if isinstance(got, str) else describe(got)
-    return ValueError(f"{name}: expected {expected}, got {got_s}.")
 
 
 def is_sparse(x: object) -> bool:

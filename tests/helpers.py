@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import torch
 
+# The one tolerance table of the suite: (rtol, atol) per kind of operation and dtype. "exact":
+# products, direct and triangular solves, reductions (rounding only); "iterative": iterative
+# solvers run to their default tolerances (and gradients through them).
+TOLERANCES = {
+    "exact": {"float64": (1e-10, 1e-10), "float32": (1e-4, 1e-5)},
+    "iterative": {"float64": (1e-8, 1e-9), "float32": (2e-3, 2e-4)},
+}
 
-def tol(dtype) -> dict:
-    """Comparison tolerances for a torch dtype."""
-    if dtype == torch.float64:
-        return {"rtol": 1e-10, "atol": 1e-10}
-    return {"rtol": 1e-4, "atol": 1e-5}
+
+def tol(dtype, kind: str = "exact") -> dict:
+    """``{"rtol", "atol"}`` for a torch, NumPy or JAX ``dtype`` and an operation ``kind`` of
+    :data:`TOLERANCES`. Example: ``torch.testing.assert_close(x, y, **tol(x.dtype))``."""
+    name = str(dtype).rsplit(".", 1)[-1] if isinstance(dtype, torch.dtype) else _np_name(dtype)
+    rtol, atol = TOLERANCES[kind]["float64" if name == "float64" else "float32"]
+    return {"rtol": rtol, "atol": atol}
+
+
+def _np_name(dtype) -> str:
+    import numpy as np
+
+    return np.dtype(dtype).name
 
 
 def random_dense(shape, density=0.3, dtype=torch.float64, seed=0, nnz_per_batch_equal=True):
@@ -51,13 +66,73 @@ def pattern_mask(A: torch.Tensor) -> torch.Tensor:
     return ones.to_dense() != 0
 
 
-def assert_sparse_grad(grad: torch.Tensor, A: torch.Tensor, dense_grad: torch.Tensor, **kw):
-    """``grad`` has A's layout, shape and nnz, and equals ``dense_grad`` on A's pattern."""
-    assert grad.layout == A.layout, (grad.layout, A.layout)
-    assert grad.shape == A.shape
-    assert grad._nnz() == A._nnz()
-    mask = pattern_mask(A)
-    torch.testing.assert_close(grad.to_dense(), dense_grad * mask, **kw)
+def _index_parts(A: torch.Tensor) -> list[torch.Tensor]:
+    if A.layout == torch.sparse_coo:
+        return [A._indices()]
+    return [A.crow_indices(), A.col_indices()]
+
+
+def check_sparse_grads(grad, A, dense_grad, **kw):
+    """The gradient of a sparse input: ``grad`` has ``A``'s layout, shape, nnz and indices, and
+    equals the dense gradient ``dense_grad`` on ``A``'s pattern (zero elsewhere).
+
+    Torch: ``grad`` is ``A.grad``. JAX: ``grad`` is the gradient for ``A.data`` (an array) or a
+    BCOO/BCSR holding it (then its indices must be A's); padding entries must get zero.
+    Example: ``check_sparse_grads(A.grad, A, D.grad)``.
+    """
+    import numpy as np
+
+    if isinstance(grad, torch.Tensor):
+        assert grad.layout == A.layout, (grad.layout, A.layout)
+        assert grad.shape == A.shape, (grad.shape, A.shape)
+        assert grad._nnz() == A._nnz(), (grad._nnz(), A._nnz())
+        for g, a in zip(_index_parts(grad), _index_parts(A.detach()), strict=True):
+            assert torch.equal(g, a), "the gradient's indices differ from the input's"
+        want = torch.as_tensor(np.asarray(dense_of(dense_grad)), dtype=grad.dtype)
+        torch.testing.assert_close(grad.to_dense(), want * pattern_mask(A), **kw)
+        return
+    if hasattr(grad, "n_batch"):  # a BCOO/BCSR gradient: same indices as A
+        assert type(grad) is type(A) and grad.shape == A.shape, (type(grad), grad.shape)
+        np.testing.assert_array_equal(np.asarray(grad.indices), np.asarray(A.indices))
+        if hasattr(A, "indptr"):
+            np.testing.assert_array_equal(np.asarray(grad.indptr), np.asarray(A.indptr))
+        grad = grad.data
+    kw = kw or tol(A.dtype)
+    mask = dense_of(jax_with_data(A, np.ones(A.data.shape, np.float64) * ~jax_padding_mask(A)))
+    got = jax_sparse_grad_dense(A, grad)
+    np.testing.assert_allclose(got, np.asarray(dense_of(dense_grad)) * (mask != 0), **kw)
+
+
+assert_sparse_grad = check_sparse_grads  # the name the older tests use
+
+
+def check_against_dense(op, dense_op, *args, seed: int = 0, **kw):
+    """Run ``op(*args)`` on torch inputs (sparse ones anywhere) and ``dense_op`` on their dense
+    equivalents; compare the values and, for every input with ``requires_grad``, the gradient of
+    ``sum(G * out)`` for a random ``G`` (sparse inputs through :func:`check_sparse_grads`).
+    With no input requiring a gradient the result must not require one. Returns ``op``'s
+    result. Example: ``check_against_dense(sparse_mm, torch.matmul, A.requires_grad_(), B)``.
+    """
+    dense = [(a.detach().to_dense() if a.layout != torch.strided else a.detach().clone())
+             .requires_grad_(a.requires_grad) for a in args]
+    out, ref = op(*args), dense_op(*dense)
+    kw = kw or tol(ref.dtype)
+    torch.testing.assert_close(out, ref.detach(), **kw)
+    if not any(a.requires_grad for a in args):
+        assert not out.requires_grad, "a result without differentiable inputs requires grad"
+        return out
+    g = torch.Generator().manual_seed(seed)
+    G = torch.randn(ref.shape, generator=g, dtype=torch.float64).to(ref.dtype)
+    (out * G).sum().backward()
+    (ref * G).sum().backward()
+    for a, d in zip(args, dense, strict=True):
+        if not a.requires_grad:
+            assert a.grad is None
+        elif a.layout != torch.strided:
+            check_sparse_grads(a.grad, a, d.grad, **kw)
+        else:
+            torch.testing.assert_close(a.grad, d.grad, **kw)
+    return out
 
 
 def solve_matrix(n: int, kind: str = "general", dtype=torch.float64, seed: int = 0, density=0.3):

@@ -7,26 +7,11 @@ from __future__ import annotations
 
 import torch
 
+from bridge.internal.options import check_choice, check_size, check_square
+
 from ._validate import FLOATS, INDEX_DTYPES, check_indices, check_tensor, type_error, value_error
 
 _CPU = torch.device("cpu")
-
-
-def _check_size(size: object, name: str = "size") -> tuple[int, ...]:
-    if not isinstance(size, (tuple, list, torch.Size)) or not all(
-        isinstance(s, int) and not isinstance(s, bool) for s in size
-    ):
-        raise TypeError(f"{name}: expected a tuple of ints, got {size!r}.")
-    if len(size) not in (2, 3) or any(s < 0 for s in size):
-        raise ValueError(
-            f"{name}: expected (n, m) or (b, n, m) of non-negative ints, got {size!r}."
-        )
-    return tuple(size)
-
-
-def _check_choice(name: str, got: object, allowed: tuple, what: str) -> None:
-    if got not in allowed:
-        raise ValueError(f"{name}: expected {what}, got {got!r}.")
 
 
 def _index_dtype(tensors) -> torch.dtype:
@@ -200,13 +185,12 @@ def sparse_eye(
     Example:
         >>> I = sparse_eye((2, 4, 4), layout=torch.sparse_csr)
     """
-    size = _check_size(size)
-    if size[-1] != size[-2]:
-        raise ValueError(f"size: expected a square (n, n) or (b, n, n), got {size!r}.")
+    size = check_size(size)
+    check_square(size)
     if layout not in (torch.sparse_coo, torch.sparse_csr):
         raise TypeError(f"layout: expected torch.sparse_coo or torch.sparse_csr, got {layout!r}.")
-    _check_choice("values_dtype", values_dtype, FLOATS, "torch.float32 or torch.float64")
-    _check_choice("indices_dtype", indices_dtype, INDEX_DTYPES, "torch.int32 or torch.int64")
+    check_choice("values_dtype", values_dtype, FLOATS, "torch.float32 or torch.float64")
+    check_choice("indices_dtype", indices_dtype, INDEX_DTYPES, "torch.int32 or torch.int64")
     n, b = size[-1], (size[0] if len(size) == 3 else None)
     ar = torch.arange(n, dtype=indices_dtype, device=device)
     if layout == torch.sparse_coo:

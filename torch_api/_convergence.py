@@ -1,33 +1,42 @@
-"""Convergence reporting shared by every iterative solver (torch_api, jax_api, j4t, c4t).
-
-Non-convergence is never silent: it emits a :class:`ConvergenceWarning` naming the solver, the
-iteration count and the residual. Make it an error with
-``warnings.simplefilter("error", ConvergenceWarning)`` or, where a solver offers it,
-``raise_on_failure=True``.
+"""Convergence reporting for torch_api's solvers: the shared policy of
+:mod:`bridge.internal.convergence` (the same warning and error classes as jax_api's), and the
+true-residual check of a solver that reports no convergence of its own, on torch tensors.
 """
 
 from __future__ import annotations
 
-import warnings
+import torch
+
+from bridge.internal.convergence import (
+    ConvergenceError,
+    ConvergenceWarning,
+    report_nonconvergence,
+    residual_verdict,
+)
+
+__all__ = ["ConvergenceError", "ConvergenceWarning", "report_nonconvergence", "residual_failures"]
 
 
-class ConvergenceWarning(UserWarning):
-    """An iterative solver stopped before reaching its tolerance."""
+def residual_failures(
+    matrix: torch.Tensor, X: torch.Tensor, B: torch.Tensor, tol: float, atol: float
+) -> tuple[float, bool]:
+    """Worst relative residual ``||A x - b|| / ||b||`` over the columns, and whether any column
+    misses the bound of :mod:`bridge.internal.convergence`.
 
+    Args:
+        matrix: the 2-D sparse ``A``; X, B: ``(n, p)`` solution and right-hand side.
+        tol, atol: the relative and absolute tolerances.
 
-class ConvergenceError(RuntimeError):
-    """An iterative solver stopped before reaching its tolerance (when asked to raise)."""
-
-
-def report_nonconvergence(
-    solver: str, iterations: int, residual: float, tolerance: float, *, raise_on_failure=False
-) -> None:
-    """Warn (or raise) that ``solver`` stopped after ``iterations`` with ``residual``."""
-    msg = (
-        f"{solver} did not converge: relative residual {residual:.3e} > tolerance "
-        f"{tolerance:.3e} after {iterations} iterations. Raise the iteration limit, loosen the "
-        f"tolerance, precondition, or check that the matrix suits {solver}."
-    )
-    if raise_on_failure:
-        raise ConvergenceError(msg)
-    warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+    The norms are computed where the tensors live and cross to the host in one transfer.
+    Example: ``worst, failed = residual_failures(A, X, B, 1e-5, 0.0)``.
+    """
+    norms = torch.stack([
+        torch.linalg.vector_norm(matrix @ X - B, dim=0),
+        torch.linalg.vector_norm(B, dim=0),
+        torch.linalg.vector_norm(X, dim=0),
+    ])
+    a_norm = torch.linalg.vector_norm(matrix.values())
+    host = torch.cat([norms.reshape(-1), a_norm.reshape(1)]).double().cpu().numpy()
+    res, bn, xn = host[:-1].reshape(3, -1)
+    eps = torch.finfo(X.dtype).eps
+    return residual_verdict(res, bn, xn, float(host[-1]), eps, tol, atol)

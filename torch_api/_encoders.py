@@ -1,181 +1,30 @@
 """``PairwiseEncoder``: per-offset voxel values -> a sparse ``(S, S)`` matrix over a volume.
 
-The contract (torch-api-signatures.md) in short: the volume ``(C, *spatial)`` is numbered in C
-order; the k-th offset ``o`` puts ``values[k][p]`` at ``(row = p, col = p - o)`` for every voxel
-``p`` with ``p - o`` inside the volume.
+The volume ``(C, *spatial)`` is numbered in C order; the k-th offset ``o`` puts ``values[k][p]``
+at ``(row = p, col = p - o)`` for every voxel ``p`` with ``p - o`` inside the volume.
 
-Two pure NumPy functions hold everything that does not depend on the values, so that
-``jax_api`` builds the identical matrix from the same code:
-
-- :func:`pairwise_offsets` -- the ordered offset list.
-- :func:`pairwise_indices` -- rows, columns, CSR row pointers, and for every stored entry its
-  flat position in ``values`` (``value_index``) and its position in the offset-major list
-  (``permutation``, the original's ``csr_permutation``).
-
-Stored entries are produced directly in row-major (CSR = coalesced COO) order without a sort:
-within one row ``p`` the column ``p - lin(o)`` increases as the linear offset ``lin(o)``
-decreases, and at most one offset of a given ``lin(o)`` is valid per row, so one fixed ordering
-of the offsets sorts every row. ``forward`` is then a single gather
-``values.reshape(-1)[value_index]`` (COO and CSR alike), whose backward is a scatter of the
-same size; the sparse result is built around the precomputed indices, never sorted.
+Everything that does not depend on the values (the offsets, the stored entries in row-major
+order, their positions in ``values``) comes from the NumPy builders in
+:mod:`bridge.internal.pairwise`, which ``jax_api`` uses too, so both frontends build the
+identical matrix. ``forward`` is a single gather ``values.reshape(-1)[value_index]`` (COO and
+CSR alike), whose backward is a scatter of the same size; the sparse result is built around
+index tensors cached on the module (the same tensors on every call, so the per-pattern caches
+of the library's operations hit), never sorted.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-import numbers
-from typing import NamedTuple
 
 import numpy as np
 import torch
 
+from bridge.internal.pairwise import pairwise_indices, pairwise_nnz, pairwise_offsets
+
 from ._pattern import csr_rows
 from ._validate import FLOATS, INDEX_DTYPES, check_dense, value_error
 
-RELATIONS = ("indep", "intra", "inter")
-
-
-def pairwise_offsets(
-    radius: float,
-    spatial_dims: int,
-    channels: int = 1,
-    relation: str = "indep",
-    upper: bool | None = None,
-    diag: bool = False,
-) -> list[tuple[int, ...]]:
-    """The encoder's ordered offsets ``(dc, ds_1, ..., ds_N)`` (pure Python).
-
-    Args:
-        radius: spatial radius, ``>= 1``; spatial offsets are the integer points of the closed
-            ball of that radius, origin excluded.
-        spatial_dims: number of spatial dimensions ``N >= 1``.
-        channels: number of channels ``C``.
-        relation: ``"indep"``, ``"intra"`` (adds ``(c, 0, ..., 0)``) or ``"inter"`` (adds
-            ``(c, s)`` too), for ``c = 1..C-1``; the last two need ``C > 1``.
-        upper: ``False`` keeps offsets whose first non-zero component is positive (lower
-            triangle), ``True`` those whose first non-zero is negative, ``None`` all.
-        diag: put the zero offset first.
-
-    Returns:
-        Sorted by (squared length with the channel component scaled by 10, absolute values,
-        signs ``>= 0``); the zero offset (if ``diag``) first.
-
-    Example:
-        >>> pairwise_offsets(1, 1, upper=False)
-        [(0, 1)]
-    """
-    if isinstance(radius, bool) or not isinstance(radius, numbers.Real) or not radius >= 1:
-        raise ValueError(f"radius: expected a number >= 1, got {radius!r}.")
-    if isinstance(spatial_dims, bool) or not isinstance(spatial_dims, int) or spatial_dims < 1:
-        raise ValueError(f"spatial_dims: expected an integer >= 1, got {spatial_dims!r}.")
-    if relation not in RELATIONS:
-        raise ValueError(f"channel_voxel_relation: expected one of {RELATIONS}, got {relation!r}.")
-    if relation != "indep" and channels < 2:
-        raise ValueError(
-            f"channel_voxel_relation: {relation!r} needs more than one channel, got C={channels}; "
-            f"use 'indep'."
-        )
-    if upper not in (True, False, None):
-        raise ValueError(f"upper: expected True, False or None, got {upper!r}.")
-
-    r = math.floor(radius)
-    spatial = [
-        s
-        for s in itertools.product(range(-r, r + 1), repeat=spatial_dims)
-        if any(s) and sum(x * x for x in s) <= radius * radius
-    ]
-    zero = (0,) * spatial_dims
-    offsets = [(0, *s) for s in spatial]
-    if relation != "indep":
-        offsets += [(c, *zero) for c in range(1, channels)]
-    if relation == "inter":
-        offsets += [(c, *s) for c in range(1, channels) for s in spatial]
-
-    def first_nonzero(o):
-        return next(x for x in o if x != 0)
-
-    if upper is False:
-        offsets = [o for o in offsets if first_nonzero(o) > 0]
-    elif upper is True:
-        offsets = [o for o in offsets if first_nonzero(o) < 0]
-    offsets.sort(
-        key=lambda o: (
-            100 * o[0] * o[0] + sum(x * x for x in o[1:]),
-            tuple(abs(x) for x in o),
-            tuple(x >= 0 for x in o),
-        )
-    )
-    return ([(0, *zero)] if diag else []) + offsets
-
-
-class PairwiseIndices(NamedTuple):
-    """The value-independent part of the encoder, in CSR (= coalesced COO) order; NumPy int64."""
-
-    rows: np.ndarray  # (nnz,) row of each stored entry
-    cols: np.ndarray  # (nnz,) column of each stored entry
-    crow: np.ndarray  # (S + 1,) CSR row pointers
-    value_index: np.ndarray  # (nnz,) flat position in values (K, C, *spatial) of each entry
-    permutation: np.ndarray  # (nnz,) offset-major position of each entry (csr_permutation)
-
-
-def pairwise_indices(
-    volume_shape: tuple[int, ...], offsets: list[tuple[int, ...]]
-) -> PairwiseIndices:
-    """Indices of the encoder's matrix for ``offsets`` on a ``(C, *spatial)`` volume (NumPy).
-
-    Entry ``e`` is ``(rows[e], cols[e]) = values.reshape(-1)[value_index[e]]`` for values of
-    shape ``(len(offsets), C, *spatial)``. The offset-major order (offset by offset, voxels in C
-    order) is the order of the original's concatenated values; ``permutation[e]`` is entry
-    ``e``'s place in it. Cost O(S * len(offsets)), no sort.
-
-    Example:
-        >>> pairwise_indices((1, 3), [(0, 1)]).cols
-        array([0, 1])
-    """
-    ints = (int, np.integer)
-    if not isinstance(volume_shape, (tuple, list)) or not all(
-        isinstance(n, ints) and not isinstance(n, bool) and n > 0 for n in volume_shape
-    ):
-        raise ValueError(
-            f"volume_shape: expected a tuple of positive integers, got {volume_shape!r}."
-        )
-    for o in offsets:
-        if len(tuple(o)) != len(volume_shape) or not all(isinstance(x, ints) for x in o):
-            raise ValueError(
-                f"offsets: expected integer tuples of length {len(volume_shape)} (one component "
-                f"per axis of volume_shape), got {o!r}."
-            )
-    shape = np.asarray(volume_shape, dtype=np.int64)
-    off = np.asarray(offsets, dtype=np.int64).reshape(len(offsets), len(volume_shape))
-    S, K = int(np.prod(shape)), len(offsets)
-    strides = np.ones(len(shape), dtype=np.int64)
-    strides[:-1] = np.cumprod(shape[::-1])[::-1][1:]
-    lin = off @ strides
-    order = np.argsort(-lin, kind="stable")  # columns ascend within every row
-
-    valid = np.ones((*volume_shape, K), dtype=bool)
-    for d, n in enumerate(volume_shape):
-        p = np.arange(n)[:, None] - off[order, d][None, :]  # (n, K): coordinate of p - o
-        ok = (p >= 0) & (p < n)
-        valid &= ok.reshape((1,) * d + (n,) + (1,) * (len(volume_shape) - d - 1) + (K,))
-    rows, kk = np.nonzero(valid.reshape(S, K))
-    k = order[kk]
-    cols = rows - lin[k]
-    value_index = k * S + rows
-    counts = np.bincount(rows, minlength=S)
-    crow = np.zeros(S + 1, dtype=np.int64)
-    np.cumsum(counts, out=crow[1:])
-
-    # offset-major position: the valid voxels of offset o form the box lo <= p < hi
-    lo = np.maximum(off, 0)
-    box = shape[None, :] - np.abs(off)  # (K, ndim) extent of each box
-    box_strides = np.ones_like(box)
-    box_strides[:, :-1] = np.cumprod(box[:, ::-1], axis=1)[:, ::-1][:, 1:]
-    start = np.concatenate([[0], np.cumsum(np.prod(box, axis=1))[:-1]])
-    coords = np.stack(np.unravel_index(rows, volume_shape), axis=1)  # (nnz, ndim)
-    permutation = start[k] + np.sum((coords - lo[k]) * box_strides[k], axis=1)
-    return PairwiseIndices(rows, cols, crow, value_index, permutation)
+_INT32_MAX = 2**31 - 1
 
 
 class _Assemble(torch.autograd.Function):
@@ -198,23 +47,6 @@ class _Assemble(torch.autograd.Function):
             return g.reshape(ctx.flat_shape), None, None
         dflat = g.new_zeros(ctx.flat_shape).index_copy_(-1, ctx.value_index, g)
         return dflat, None, None
-
-
-def sparse_with_values(A: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """A sparse tensor with A's layout, shape and indices holding ``values``.
-
-    ``values`` is ``A.values()``-shaped (COO: ``(nnz,)``, A coalesced; CSR: ``(nnz,)`` or
-    ``(b, nnz)``). Its gradient is the incoming gradient sampled at A's pattern, whatever that
-    gradient's layout, so one ``values`` tensor can feed several sparse uses whose gradients then
-    add up densely (torch 2.13 mis-adds two batched CSR gradients).
-    """
-    if A.layout == torch.sparse_coo:
-        idx = A._indices()
-        make = lambda v: torch.sparse_coo_tensor(idx, v, A.shape, is_coalesced=True)
-    else:
-        crow, col = A.crow_indices(), A.col_indices()
-        make = lambda v: torch.sparse_csr_tensor(crow, col, v, A.shape)
-    return _Assemble.apply(values, None, make)
 
 
 def _index_tensors(A: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -327,10 +159,8 @@ class PairwiseEncoder(torch.nn.Module):
         self.offsets = pairwise_offsets(
             radius, self.spatial_dims, volume_shape[0], channel_voxel_relation, upper, bool(diag)
         )
-        if self.volume_numel >= 2**31 and indices_dtype == torch.int32:
-            raise ValueError(
-                f"indices_dtype: int32 cannot index {self.volume_numel} voxels; use torch.int64."
-            )
+        if indices_dtype == torch.int32:
+            _check_int32(volume_shape, self.offsets, layout)
         ix = pairwise_indices(volume_shape, self.offsets)
 
         def buf(name, array, dtype):
@@ -339,8 +169,11 @@ class PairwiseEncoder(torch.nn.Module):
             )
 
         buf("value_index", ix.value_index, torch.int64)
+        self._batched = None  # (key, index tensors) of the last batched call
         if layout == torch.sparse_coo:
             buf("indices", np.stack([ix.rows, ix.cols]), indices_dtype)
+            if indices_dtype != torch.int64:  # torch holds COO indices as int64
+                buf("_indices_int64", np.stack([ix.rows, ix.cols]), torch.int64)
         else:
             buf("crow_indices", ix.crow, indices_dtype)
             buf("col_indices", ix.cols, indices_dtype)
@@ -379,17 +212,47 @@ class PairwiseEncoder(torch.nn.Module):
         return _Assemble.apply(flat, self.value_index, self._maker(batch))
 
     def _maker(self, batch):
-        S, nnz = self.volume_numel, self.value_index.numel()
+        """The sparse constructor, on index tensors that are the same objects on every call."""
+        S = self.volume_numel
         if self.layout == torch.sparse_coo:
-            if batch is None:
-                idx, shape = self.indices, (S, S)
-            else:
-                b = torch.arange(batch, device=self.device).repeat_interleave(nnz)
-                idx = torch.cat([b[None], self.indices.long().repeat(1, batch)])
-                shape = (batch, S, S)
+            idx = getattr(self, "_indices_int64", self.indices)
+            if batch is not None:
+                idx = self._batched_indices(batch, idx)
+            shape = (S, S) if batch is None else (batch, S, S)
             return lambda v: torch.sparse_coo_tensor(idx, v.reshape(-1), shape, is_coalesced=True)
         crow, col = self.crow_indices, self.col_indices
         if batch is None:
             return lambda v: torch.sparse_csr_tensor(crow, col, v, (S, S))
-        crow, col = crow.repeat(batch, 1), col.repeat(batch, 1)
+        crow, col = self._batched_indices(batch, crow, col)
         return lambda v: torch.sparse_csr_tensor(crow, col, v, (batch, S, S))
+
+    def _batched_indices(self, batch: int, *index: torch.Tensor):
+        """The indices of a ``batch``-item result, kept for the next call of the same size."""
+        key = (batch, *((t.device, t.data_ptr()) for t in index))
+        if self._batched is not None and self._batched[0] == key:
+            return self._batched[1]
+        if len(index) == 2:  # CSR: every item has the same row pointers and columns
+            out = (index[0].repeat(batch, 1), index[1].repeat(batch, 1))
+        else:
+            nnz = index[0].shape[1]
+            b = torch.arange(batch, device=index[0].device).repeat_interleave(nnz)
+            out = torch.cat([b[None], index[0].repeat(1, batch)])
+        self._batched = (key, out)
+        return out
+
+
+def _check_int32(volume_shape, offsets, layout) -> None:
+    """ValueError unless every index an int32 encoder stores fits in int32 (before building)."""
+    S = math.prod(volume_shape)
+    if S - 1 > _INT32_MAX:
+        raise ValueError(
+            f"indices_dtype: expected torch.int64 for a volume of {S} voxels (int32 indices "
+            f"reach {_INT32_MAX}), got torch.int32."
+        )
+    if layout == torch.sparse_csr:
+        nnz = pairwise_nnz(volume_shape, offsets)
+        if nnz > _INT32_MAX:
+            raise ValueError(
+                f"indices_dtype: expected torch.int64 for a CSR matrix of {nnz} stored entries "
+                f"(int32 row pointers reach {_INT32_MAX}), got torch.int32."
+            )

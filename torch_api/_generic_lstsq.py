@@ -12,6 +12,11 @@ so ``dB = z`` and ``dA = r Y^T - z X^T`` at A's nonzeros (one SDDMM of ``[r, -z]
 ``[Y, X]``). ``z`` is the minimum-norm solution of ``A^T z = G`` (underdetermined; it lies in
 the range of ``A``), found by ``transpose_lstsq`` called with ``A^T``; then ``Y`` is the
 least-squares solution of ``A Y = z``, found by ``lstsq`` (exact, as ``z`` is in A's range).
+
+Higher order: ``Y = (A^T A)^{-1} G`` is :class:`NormalSolve` (the same two solver calls, a
+self-adjoint Function with its own derivative) and ``z = A Y``, so with ``create_graph=True`` the
+backward is made of differentiable ops only. Forward mode:
+``dX = (A^T A)^{-1} (dA^T r + A^T (dB - dA X))``.
 """
 
 from __future__ import annotations
@@ -20,42 +25,141 @@ from collections.abc import Callable
 
 import torch
 
+from bridge.internal.options import resolve_solvers
+
 from ._generic_solve import call_solver, transposed_matrix
 from ._pattern import Pattern
-from ._validate import check_dense, check_dim_match, check_match, check_sparse, type_error
+from ._pattern_cache import operation
+from ._sddmm import (
+    PatternMM,
+    fold_columns,
+    pattern_mm,
+    per_sample,
+    recording,
+    sddmm,
+    sparse_scope,
+    to_values,
+    unfold_columns,
+)
+from ._validate import check_dense, check_dim_match, check_match, check_sparse
 
 
 class SparseGenericLstsq(torch.autograd.Function):
+    """``(values, B) -> A^+ B`` on flat ``B``; ``solvers = (lstsq, transpose_lstsq, kwargs)``."""
+
     @staticmethod
-    def forward(ctx, A, B, lstsq, transpose_lstsq, kwargs):
-        pattern, values = Pattern.of(A)
-        Bf, vector = pattern.flat_rhs(B)
-        n = A.shape[1]
+    def forward(values, B, pattern, vector, solvers):
+        lstsq, _, kwargs = solvers
         with torch.no_grad():
-            X = call_solver("lstsq", lstsq, pattern.wrap(values), Bf, vector, n, kwargs)
-        ctx.pattern, ctx.vector = pattern, vector
-        ctx.solvers = (lstsq, transpose_lstsq, kwargs)
-        ctx.save_for_backward(values, Bf, X)
-        return pattern.unflat(X, vector, n)
+            return call_solver("lstsq", lstsq, pattern.wrap(values), B, vector, pattern.shape[1],
+                               kwargs)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        values, B, ctx.pattern, ctx.vector, ctx.solvers = inputs
+        ctx.save_for_backward(values, B, output)
+        ctx.save_for_forward(values, B, output)
 
     @staticmethod
     def backward(ctx, G):
         pattern: Pattern = ctx.pattern
-        values, Bf, X = ctx.saved_tensors
+        values, B, X = ctx.saved_tensors
         lstsq, transpose_lstsq, kwargs = ctx.solvers
         m, n = pattern.shape
-        Gf, _ = pattern.flat_rhs(G.contiguous())
-        dA = dB = None
+        G = G.contiguous()
+        dv = None
+        if recording():  # create_graph: every piece is a differentiable op
+            Y = NormalSolve.apply(values, G, pattern, ctx.vector, ctx.solvers)
+            z = PatternMM.apply(values, Y, pattern, False)
+            if ctx.needs_input_grad[0]:
+                r = B - PatternMM.apply(values, X, pattern, False)
+                dv = sddmm(pattern, r, Y) - sddmm(pattern, z, X)
+            return dv, z if ctx.needs_input_grad[1] else None, None, None, None
+        At = transposed_matrix(pattern, values)
+        z = call_solver("transpose_lstsq", transpose_lstsq, At, G, ctx.vector, m, kwargs)
+        if ctx.needs_input_grad[0]:
+            Y = call_solver("lstsq", lstsq, pattern.wrap(values), z, ctx.vector, n, kwargs)
+            r = B - pattern.csr(values) @ X
+            dv = pattern.sddmm(torch.cat([r, -z], 1), torch.cat([Y, X], 1))
+        return dv, z if ctx.needs_input_grad[1] else None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, dv, dB, *_):
+        # dX = (A^T A)^{-1} (dA^T r + A^T (dB - dA X))
+        values, B, X = ctx.saved_tensors
+        p, mm = ctx.pattern, PatternMM.apply
+        rhs = 0
+        if dv is not None:
+            r = B - mm(values, X, p, False)
+            rhs = mm(dv, r, p, True) - mm(values, mm(dv, X, p, False), p, True)
+        if dB is not None:
+            rhs = rhs + mm(values, dB, p, True)
+        return NormalSolve.apply(values, rhs, p, ctx.vector, ctx.solvers)
+
+    @staticmethod
+    def vmap(info, in_dims, values, B, pattern, vector, solvers):
+        return _columns_vmap(SparseGenericLstsq, info, in_dims, values, B, pattern, vector,
+                             solvers)
+
+
+class NormalSolve(torch.autograd.Function):
+    """``(values, G) -> (A^T A)^{-1} G`` by ``Y = A^+ z`` with ``z = A^{+T} G`` (minimum norm).
+
+    Self-adjoint in ``G``; for ``H`` upstream and ``W = (A^T A)^{-1} H``:
+    ``dA = -(A Y) W^T - (A W) Y^T`` at the pattern.
+    """
+
+    @staticmethod
+    def forward(values, G, pattern, vector, solvers):
+        lstsq, transpose_lstsq, kwargs = solvers
+        m, n = pattern.shape
         with torch.no_grad():
             At = transposed_matrix(pattern, values)
-            z = call_solver("transpose_lstsq", transpose_lstsq, At, Gf, ctx.vector, m, kwargs)
-            if ctx.needs_input_grad[0]:
-                Y = call_solver("lstsq", lstsq, pattern.wrap(values), z, ctx.vector, n, kwargs)
-                r = Bf - pattern.csr(values) @ X
-                dA = pattern.wrap(pattern.sddmm(torch.cat([r, -z], 1), torch.cat([Y, X], 1)))
-            if ctx.needs_input_grad[1]:
-                dB = pattern.unflat(z, ctx.vector, m)
-        return dA, dB, None, None, None
+            z = call_solver("transpose_lstsq", transpose_lstsq, At, G, vector, m, kwargs)
+            return call_solver("lstsq", lstsq, pattern.wrap(values), z, vector, n, kwargs)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        values, _, ctx.pattern, ctx.vector, ctx.solvers = inputs
+        ctx.save_for_backward(values, output)
+        ctx.save_for_forward(values, output)
+
+    @staticmethod
+    def backward(ctx, H):
+        values, Y = ctx.saved_tensors
+        p = ctx.pattern
+        W = NormalSolve.apply(values, H.contiguous(), p, ctx.vector, ctx.solvers)
+        dv = None
+        if ctx.needs_input_grad[0]:
+            AY, AW = pattern_mm(p, values, Y), pattern_mm(p, values, W)
+            dv = -(sddmm(p, AY, W) + sddmm(p, AW, Y))
+        return dv, W if ctx.needs_input_grad[1] else None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, dv, dG, *_):
+        # dY = (A^T A)^{-1} (dG - dA^T A Y - A^T dA Y)
+        values, Y = ctx.saved_tensors
+        p, mm = ctx.pattern, PatternMM.apply
+        rhs = 0 if dG is None else dG
+        if dv is not None:
+            rhs = rhs - mm(dv, mm(values, Y, p, False), p, True)
+            rhs = rhs - mm(values, mm(dv, Y, p, False), p, True)
+        return NormalSolve.apply(values, rhs, p, ctx.vector, ctx.solvers)
+
+    @staticmethod
+    def vmap(info, in_dims, values, B, pattern, vector, solvers):
+        return _columns_vmap(NormalSolve, info, in_dims, values, B, pattern, vector, solvers)
+
+
+def _columns_vmap(fn, info, in_dims, values, B, pattern, vector, solvers):
+    """vmap rule: a mapped ``B`` is more columns of one solve (the solvers treat columns
+    independently); mapped values run one solve per batch element."""
+    vd, bd = in_dims[:2]
+    if vd is None and bd is not None:
+        Bc, k = fold_columns(B, bd)
+        return unfold_columns(fn.apply(values, Bc, pattern, False, solvers), k)
+    return per_sample(lambda v, b: fn.apply(v, b, pattern, vector, solvers), info,
+                      (vd, bd), (values, B))
 
 
 def _lsmr_solution(M: torch.Tensor, R: torch.Tensor, **kwargs) -> torch.Tensor:
@@ -64,6 +168,7 @@ def _lsmr_solution(M: torch.Tensor, R: torch.Tensor, **kwargs) -> torch.Tensor:
     return lsmr(M, R, **kwargs)[0]
 
 
+@operation
 def sparse_generic_lstsq(
     A: torch.Tensor,
     B: torch.Tensor,
@@ -89,7 +194,9 @@ def sparse_generic_lstsq(
         >>> A = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]]).to_sparse_csr().requires_grad_()
         >>> sparse_generic_lstsq(A, torch.ones(3)).sum().backward()
     """
-    A = check_sparse("A", A, ndims=(2,))
+    with sparse_scope():
+        A = check_sparse("A", A, ndims=(2,))
+        pattern, values = Pattern.of(A)
     if A.shape[0] < A.shape[1]:
         raise ValueError(
             f"A: expected a tall matrix (m >= n, full column rank), got shape {tuple(A.shape)}."
@@ -97,13 +204,11 @@ def sparse_generic_lstsq(
     B = check_dense("B", B, ndims=(1, 2))
     check_match("A", A, "B", B)
     check_dim_match("B", B.shape[0], A.shape[0], "a first dimension (A's rows)")
-    for name, fn in (("lstsq", lstsq), ("transpose_lstsq", transpose_lstsq)):
-        if fn is not None and not callable(fn):
-            raise type_error(name, fn, "a callable f(A, B, **kwargs) -> X")
-    if lstsq is None and transpose_lstsq is None:
-        lstsq = transpose_lstsq = _lsmr_solution
-    elif lstsq is None:
-        lstsq = transpose_lstsq
-    elif transpose_lstsq is None:
-        transpose_lstsq = lstsq
-    return SparseGenericLstsq.apply(A, B, lstsq, transpose_lstsq, kwargs)
+    lstsq, transpose_lstsq = resolve_solvers(
+        lstsq, transpose_lstsq, _lsmr_solution, args=("lstsq", "transpose_lstsq"),
+        what="a callable f(A, B, **kwargs) -> X",
+    )
+    Bf, vector = pattern.flat_rhs(B)
+    v = to_values(A, pattern, values)
+    X = SparseGenericLstsq.apply(v, Bf, pattern, vector, (lstsq, transpose_lstsq, kwargs))
+    return pattern.unflat(X, vector, A.shape[1])

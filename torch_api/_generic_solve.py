@@ -15,9 +15,13 @@ from collections.abc import Callable
 
 import torch
 
+from bridge.internal.options import resolve_solvers
+
 from ._pattern import Pattern, csr_rows
+from ._pattern_cache import operation
+from ._sddmm import sparse_scope
 from ._solve import implicit_solve
-from ._validate import check_rhs, check_sparse, describe, type_error
+from ._validate import check_rhs, check_sparse, describe
 
 
 def transposed_matrix(pattern: Pattern, values: torch.Tensor) -> torch.Tensor:
@@ -49,6 +53,7 @@ def call_solver(
     return X.reshape(rows, 1) if vector else X  # (rows, -1) is ambiguous for rows = 0
 
 
+@operation
 def sparse_generic_solve(
     A: torch.Tensor,
     B: torch.Tensor,
@@ -74,27 +79,24 @@ def sparse_generic_solve(
         >>> A = (4 * torch.eye(3)).to_sparse_csr().requires_grad_()
         >>> sparse_generic_solve(A, torch.ones(3), solve=linear_cg).sum().backward()
     """
-    A = check_sparse("A", A, ndims=(2,), square=True)
+    with sparse_scope():
+        A = check_sparse("A", A, ndims=(2,), square=True)
     B = check_rhs("B", B, A)
-    for name, fn in (("solve", solve), ("transpose_solve", transpose_solve)):
-        if fn is not None and not callable(fn):
-            raise type_error(name, fn, "a callable f(A, B, **kwargs) -> X")
-    if solve is None and transpose_solve is None:
-        from ._solvers import minres
+    from ._solvers import minres
 
-        solve = transpose_solve = minres
-    elif solve is None:
-        solve = transpose_solve
-    elif transpose_solve is None:
-        transpose_solve = solve
+    solve, transpose_solve = resolve_solvers(
+        solve, transpose_solve, minres, what="a callable f(A, B, **kwargs) -> X"
+    )
     vector = B.dim() == 1
     n = A.shape[0]
+    # a vector stays a vector unless vmap has folded a batch of them into columns
+    single = lambda R: vector and R.shape[1] == 1
 
     def forward(pattern: Pattern, values: torch.Tensor, Bf: torch.Tensor) -> torch.Tensor:
-        return call_solver("solve", solve, pattern.wrap(values), Bf, vector, n, kwargs)
+        return call_solver("solve", solve, pattern.wrap(values), Bf, single(Bf), n, kwargs)
 
     def backward(pattern: Pattern, values: torch.Tensor, Gf: torch.Tensor) -> torch.Tensor:
         At = transposed_matrix(pattern, values)
-        return call_solver("transpose_solve", transpose_solve, At, Gf, vector, n, kwargs)
+        return call_solver("transpose_solve", transpose_solve, At, Gf, single(Gf), n, kwargs)
 
     return implicit_solve(A, B, forward, backward)

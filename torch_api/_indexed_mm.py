@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._pattern_cache import dense_operation
 from ._validate import check_dense, check_index, check_match, value_error
 
 __all__ = ["segment_mm", "gather_mm"]
@@ -184,8 +185,7 @@ class PaddedMM(torch.autograd.Function):
         return torch.bmm(Ap, b).view(R * pad.L, -1).index_select(0, pad.slots)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, G: torch.Tensor):
+    def backward(ctx, G: torch.Tensor):  # torch ops only: differentiable again (create_graph)
         a, b = ctx.saved_tensors
         pad = ctx.pad
         R, K, M = b.shape[0], a.shape[1], G.shape[1]
@@ -201,6 +201,9 @@ class PaddedMM(torch.autograd.Function):
 
 # ------------------------------------------------------------------------ autograd Functions
 class SegmentMM(torch.autograd.Function):
+    """``out[segment r] = a[segment r] @ b[r]``; its backward is SegmentMM and SegmentWGrad
+    (differentiable again when autograd records, the fused kernels otherwise)."""
+
     @staticmethod
     def forward(ctx, a: torch.Tensor, b: torch.Tensor, plan: _Plan) -> torch.Tensor:
         ctx.plan = plan
@@ -208,13 +211,38 @@ class SegmentMM(torch.autograd.Function):
         return _segment_fwd(a, b, plan)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, G: torch.Tensor):
         a, b = ctx.saved_tensors
         G = G.contiguous()  # upstream gradients can be stride-0 expansions (e.g. from .sum())
-        da = _segment_fwd(G, b.transpose(1, 2), ctx.plan) if ctx.needs_input_grad[0] else None
-        db = _segment_wgrad(a, G, ctx.plan) if ctx.needs_input_grad[1] else None
+        da = _mm(G, b.transpose(1, 2), ctx.plan) if ctx.needs_input_grad[0] else None
+        db = _wgrad(a, G, ctx.plan) if ctx.needs_input_grad[1] else None
         return da, db, None
+
+
+class SegmentWGrad(torch.autograd.Function):
+    """``out[r] = x[segment r]^T @ g[segment r]`` ``(R, K, M)``: bilinear, its derivatives are
+    segment products."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, g: torch.Tensor, plan: _Plan) -> torch.Tensor:
+        ctx.plan = plan
+        ctx.save_for_backward(x, g)
+        return _segment_wgrad(x, g, plan)
+
+    @staticmethod
+    def backward(ctx, H: torch.Tensor):
+        x, g = ctx.saved_tensors
+        dx = _mm(g, H.transpose(1, 2), ctx.plan) if ctx.needs_input_grad[0] else None
+        dg = _mm(x, H, ctx.plan) if ctx.needs_input_grad[1] else None
+        return dx, dg, None
+
+
+def _mm(x, w, plan):
+    return SegmentMM.apply(x, w, plan) if torch.is_grad_enabled() else _segment_fwd(x, w, plan)
+
+
+def _wgrad(x, g, plan):
+    return SegmentWGrad.apply(x, g, plan) if torch.is_grad_enabled() else _segment_wgrad(x, g, plan)
 
 
 class GatherMM(torch.autograd.Function):
@@ -228,19 +256,18 @@ class GatherMM(torch.autograd.Function):
         return torch.empty_like(out_sorted).index_copy_(0, perm, out_sorted)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, G: torch.Tensor):
         a, b, perm = ctx.saved_tensors
         plan = ctx.plan
         Gs = G.contiguous() if perm is None else G.index_select(0, perm)
         da = db = None
         if ctx.needs_input_grad[0]:
-            da = _segment_fwd(Gs, b.transpose(1, 2), plan)
+            da = _mm(Gs, b.transpose(1, 2), plan)
             if perm is not None:
                 da = torch.empty_like(da).index_copy_(0, perm, da)
         if ctx.needs_input_grad[1]:
             a_sorted = a if perm is None else a.index_select(0, perm)
-            db = _segment_wgrad(a_sorted, Gs, plan)
+            db = _wgrad(a_sorted, Gs, plan)
         return da, db, None, None
 
 
@@ -259,6 +286,7 @@ def _check_operands(a: object, b: object) -> tuple[torch.Tensor, torch.Tensor]:
     return a, b
 
 
+@dense_operation
 def segment_mm(a: torch.Tensor, b: torch.Tensor, seglen_a: torch.Tensor) -> torch.Tensor:
     """Segmented product: consecutive row segments of ``a`` times one matrix of ``b`` each.
 
@@ -297,6 +325,7 @@ def segment_mm(a: torch.Tensor, b: torch.Tensor, seglen_a: torch.Tensor) -> torc
     return SegmentMM.apply(a, b, plan)
 
 
+@dense_operation
 def gather_mm(a: torch.Tensor, b: torch.Tensor, idx_b: torch.Tensor) -> torch.Tensor:
     """Gathered product ``out[i] = a[i] @ b[idx_b[i]]`` (as ``dgl.ops.gather_mm``).
 

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ._pattern import Pattern
+from ._pattern_cache import operation
 from ._validate import check_sparse, type_error, value_error
 
 __all__ = ["sparse_logsumexp", "sparse_bidir_logsumexp"]
@@ -157,6 +158,7 @@ def _normalise_dims(dim: object, ndim: int) -> tuple[int, ...]:
     return tuple(sorted(out))
 
 
+@operation
 def sparse_logsumexp(
     input: torch.Tensor,
     dim: int | Sequence[int],
@@ -191,6 +193,7 @@ def sparse_logsumexp(
     return out
 
 
+@operation
 def sparse_bidir_logsumexp(
     input: torch.Tensor,
     keepdim: bool = False,

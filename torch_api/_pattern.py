@@ -16,10 +16,11 @@ products are several times slower than CSR ones.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
+
+from ._pattern_cache import bind, cached
 
 _INT32_MAX = 2**31 - 1
 
@@ -87,25 +88,18 @@ class Pattern:
             if not A.is_coalesced():
                 A = A.coalesce()
             idx, values, shape = A._indices(), A._values(), tuple(A.shape)
-            crow, cols = _cached("coo", (idx,), shape, lambda: _coo_csr(idx, shape))
-            return Pattern(crow, cols, shape, A.layout, (idx,)), values
+            source = bind((idx,))
+            crow, cols = cached("coo", source, shape, lambda: _coo_csr(idx, shape))
+            if cols is None:  # 2-D: the columns are a view of the indices (never cached)
+                cols = idx[1]
+            return Pattern(crow, cols, shape, A.layout, source), values
         crow, col, values = A.crow_indices(), A.col_indices(), A.values()
+        source = bind((crow, col))
         if A.dim() == 3:
-            b, n, m = A.shape
-            nnz = col.shape[-1]
-            if b * max(nnz, m) > _INT32_MAX and col.dtype == torch.int32:
-                crow, col = crow.long(), col.long()
-            off = torch.arange(b, device=col.device, dtype=col.dtype)[:, None]
-            flat_crow = torch.cat(
-                [(crow[:, :-1] + off * nnz).reshape(-1), crow.new_full((1,), b * nnz)]
-            )
-            flat_col = (col + off * m).reshape(-1)
-            return (
-                Pattern(flat_crow, flat_col, tuple(A.shape), A.layout,
-                        (A.crow_indices(), A.col_indices())),
-                values.reshape(-1),
-            )
-        return Pattern(crow, col, tuple(A.shape), A.layout, (crow, col)), values
+            shape = tuple(A.shape)
+            flat = cached("batched", source, shape, lambda: _flat_csr(crow, col, shape))
+            return Pattern(*flat, shape, A.layout, source), values.reshape(-1)
+        return Pattern(crow, col, tuple(A.shape), A.layout, source), values
 
     # ------------------------------------------------------------------------------ using
     def csr(self, values: torch.Tensor) -> torch.Tensor:
@@ -116,15 +110,22 @@ class Pattern:
         """
         crow, col = self.crow, self.col
         if _wants_int32(col, self.csr_shape):
-            crow, col = _cached("int32", self.source, self.shape, lambda: (crow.int(), col.int()))
+            crow, col = cached("int32", self.source, self.shape, lambda: (crow.int(), col.int()))
         return torch.sparse_csr_tensor(crow, col, values, self.csr_shape)
 
     def wrap(self, values: torch.Tensor) -> torch.Tensor:
-        """A sparse tensor with the caller's layout, shape and indices, holding ``values``."""
+        """A sparse tensor with the caller's layout, shape and indices, holding ``values``.
+
+        A batched CSR result is a :class:`~torch_api._csr_grad.BatchedCSRGrad`, whose additions
+        (gradient accumulation, optimizer steps) are correct where torch 2.13's are not.
+        """
         if self.layout == torch.sparse_coo:
             return torch.sparse_coo_tensor(self.source[0], values, self.shape, is_coalesced=True)
+        from ._csr_grad import batched_csr_grad
+
         crow, col = self.source
-        return torch.sparse_csr_tensor(crow, col, values.reshape(col.shape), self.shape)
+        out = torch.sparse_csr_tensor(crow, col, values.reshape(col.shape), self.shape)
+        return batched_csr_grad(out) if self.batch is not None else out
 
     def rows(self) -> torch.Tensor:
         return csr_rows(self.crow)
@@ -134,7 +135,8 @@ class Pattern:
 
         Cached per pattern, so repeated training steps on one pattern pay for the sort once.
         """
-        return _transpose_cached(self.crow, self.col, self.csr_shape, self.source)
+        crow, col, shape = self.crow, self.col, self.csr_shape
+        return cached("transpose", self.source, self.shape, lambda: _transpose(crow, col, shape))
 
     def csr_t(self, values: torch.Tensor) -> torch.Tensor:
         """The 2-D CSR matrix ``A^T`` (block-diagonal when batched; int32 indices on CPU, as
@@ -142,7 +144,7 @@ class Pattern:
         crow_t, col_t, perm = self.transpose()
         n, m = self.csr_shape
         if _wants_int32(col_t, (m, n)):
-            crow_t, col_t = _cached(
+            crow_t, col_t = cached(
                 "int32 transpose", self.source, self.shape, lambda: (crow_t.int(), col_t.int())
             )
         return torch.sparse_csr_tensor(crow_t, col_t, values[perm], (m, n))
@@ -176,46 +178,26 @@ class Pattern:
         return Y.squeeze(-1) if vector else Y
 
 
-_CACHE_SIZE = 32
-_transpose_cache: OrderedDict[tuple, tuple] = OrderedDict()  # transposes and COO -> CSR patterns
-
-
-def _coo_csr(idx: torch.Tensor, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flat CSR ``(crow, col)`` of coalesced COO indices (a 2-D COO's ``col`` is a view of its
-    indices). Cached per pattern: the row compression costs a pass over the nonzeros."""
+def _coo_csr(idx: torch.Tensor, shape: tuple[int, ...]):
+    """Flat CSR ``(crow, col)`` of coalesced COO indices; ``col`` is ``None`` for a 2-D COO (it
+    is the view ``idx[1]``). Cached per pattern: the row compression costs a pass over the
+    nonzeros."""
     if len(shape) == 3:
         b, n, m = shape
         rows, cols = idx[0] * n + idx[1], idx[0] * m + idx[2]
-    else:
-        b, n, (rows, cols) = 1, shape[0], idx
-    return coo_to_crow(rows, b * n, idx.dtype), cols
+        return coo_to_crow(rows, b * n, idx.dtype), cols
+    return coo_to_crow(idx[0], shape[0], idx.dtype), None
 
 
-def _transpose_cached(crow: torch.Tensor, col: torch.Tensor, shape: tuple[int, int],
-                      source: tuple[torch.Tensor, ...]):
-    return _cached("transpose", source, shape, lambda: _transpose(crow, col, shape))
-
-
-def _cached(kind: str, source: tuple[torch.Tensor, ...], shape: tuple[int, ...], compute):
-    # Keyed on the caller's own index tensors (``source``), which persist across training steps
-    # (a COO's flat CSR pattern would be derived anew on each call). The entry holds them, so
-    # their memory cannot be freed and reused by another pattern while cached: equal pointers,
-    # sizes and versions mean the same pattern. Limitation: an in-place change is seen through
-    # the version counter of the sparse tensor's own index tensors (A.col_indices(),
-    # A._indices()); a new sparse tensor built on index storage that was changed in place
-    # through another alias is not detected.
-    key = (kind, source[0].device, shape, *((t.data_ptr(), t.numel()) for t in source))
-    hit = _transpose_cache.get(key)
-    if hit is not None:
-        (held, versions), result = hit
-        if tuple(t._version for t in held) == versions:
-            _transpose_cache.move_to_end(key)
-            return result
-    result = compute()
-    _transpose_cache[key] = ((source, tuple(t._version for t in source)), result)
-    if len(_transpose_cache) > _CACHE_SIZE:
-        _transpose_cache.popitem(last=False)
-    return result
+def _flat_csr(crow: torch.Tensor, col: torch.Tensor, shape: tuple[int, ...]):
+    """The block-diagonal 2-D CSR ``(crow, col)`` of a batched ``(b, n, m)`` CSR pattern."""
+    b, _, m = shape
+    nnz = col.shape[-1]
+    if b * max(nnz, m) > _INT32_MAX and col.dtype == torch.int32:
+        crow, col = crow.long(), col.long()
+    off = torch.arange(b, device=col.device, dtype=col.dtype)[:, None]
+    flat_crow = torch.cat([(crow[:, :-1] + off * nnz).reshape(-1), crow.new_full((1,), b * nnz)])
+    return flat_crow, (col + off * m).reshape(-1)
 
 
 def _transpose(crow: torch.Tensor, col: torch.Tensor, shape: tuple[int, int]):
@@ -251,3 +233,29 @@ def _wants_int32(col: torch.Tensor, shape: tuple[int, int]) -> bool:
         and col.device.type == "cpu"
         and max(col.numel(), *shape) <= _INT32_MAX
     )
+
+
+def sparse_with_values(A: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """A sparse tensor with A's layout, shape and indices holding ``values``.
+
+    ``values`` is ``A.values()``-shaped (COO: ``(nnz,)``, A coalesced; CSR: ``(nnz,)`` or
+    ``(b, nnz)``). Its gradient is the incoming gradient sampled at A's pattern, whatever that
+    gradient's layout, so one ``values`` tensor can feed several sparse uses whose gradients then
+    add up densely (torch 2.13 mis-adds two batched CSR gradients), and it is differentiable to
+    any order (:class:`~torch_api._sddmm.FromValues`).
+
+    Example:
+        >>> A = torch.eye(2).to_sparse_csr()
+        >>> sparse_with_values(A, torch.tensor([2.0, 3.0])).to_dense()
+        tensor([[2., 0.],
+                [0., 3.]])
+    """
+    from ._sddmm import FromValues  # the differentiable values -> matrix Function (imports us)
+
+    if A.layout == torch.sparse_coo:
+        idx = A._indices()
+        make = lambda v: torch.sparse_coo_tensor(idx, v, A.shape, is_coalesced=True)
+    else:
+        crow, col = A.crow_indices(), A.col_indices()
+        make = lambda v: torch.sparse_csr_tensor(crow, col, v, A.shape)
+    return FromValues.apply(values, Pattern.of(A)[0], make)

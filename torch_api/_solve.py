@@ -11,6 +11,11 @@ forward solve and a transposed solve on the flat form of :class:`~torch_api._pat
 The solver is never differentiated through its iterations. An op that solves with the
 transpose, ``X = A^{-T} B`` (``transposed=True``), gets ``dB = A^{-1} G`` from the same pair of
 flat solves (the roles swap) and ``dA = -X dB^T`` at the pattern.
+
+Higher order: the transposed solve of the backward is the same :class:`PatternSolve` with the
+two flat solves swapped (itself differentiable), and the SDDMM is :mod:`torch_api._sddmm`'s, so
+``create_graph=True`` differentiates the backward again; without it the flat solve and the fused
+SDDMM run directly. Forward mode: ``dX = op(A)^{-1} (dB - op(dA) X)``, one more solve.
 """
 
 from __future__ import annotations
@@ -20,36 +25,69 @@ from collections.abc import Callable
 import torch
 
 from ._pattern import Pattern
+from ._sddmm import (
+    PatternMM,
+    fold_columns,
+    per_sample,
+    recording,
+    sddmm,
+    sparse_scope,
+    to_values,
+    unfold_columns,
+)
 
 # solve(pattern, values, B2d) -> X2d, for the block-diagonal system A X = B
 FlatSolve = Callable[[Pattern, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-class ImplicitSolve(torch.autograd.Function):
+class PatternSolve(torch.autograd.Function):
+    """``(values, B) -> op(A)^{-1} B`` on flat ``B``; ``op(A) = A^T`` if ``transposed``."""
+
     @staticmethod
-    def forward(ctx, A, B, solve: FlatSolve, transpose_solve: FlatSolve, transposed=False):
-        pattern, values = Pattern.of(A)
-        Bf, vector = pattern.flat_rhs(B)
+    def forward(values, B, solve: FlatSolve, transpose_solve: FlatSolve, pattern, transposed):
         with torch.no_grad():
-            Xf = solve(pattern, values, Bf)
-        ctx.pattern, ctx.vector, ctx.transpose_solve = pattern, vector, transpose_solve
-        ctx.transposed = transposed
-        ctx.save_for_backward(values, Xf)
-        return pattern.unflat(Xf, vector, A.shape[-1])
+            return solve(pattern, values, B)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        values, _, ctx.solve, ctx.transpose_solve, ctx.pattern, ctx.transposed = inputs
+        ctx.save_for_backward(values, output)
+        ctx.save_for_forward(values, output)
 
     @staticmethod
     def backward(ctx, G):
-        pattern: Pattern = ctx.pattern
-        values, Xf = ctx.saved_tensors
-        Gf, _ = pattern.flat_rhs(G.contiguous())
-        with torch.no_grad():
-            dBf = ctx.transpose_solve(pattern, values, Gf)
-        dA = None
+        values, X = ctx.saved_tensors
+        pattern = ctx.pattern
+        G = G.contiguous()
+        if recording():  # create_graph: the transposed solve is this Function, roles swapped
+            dB = PatternSolve.apply(values, G, ctx.transpose_solve, ctx.solve, pattern,
+                                    not ctx.transposed)
+        else:
+            dB = ctx.transpose_solve(pattern, values, G)
+        dv = None
         if ctx.needs_input_grad[0]:
-            dAv = pattern.sddmm(Xf, dBf) if ctx.transposed else pattern.sddmm(dBf, Xf)
-            dA = pattern.wrap(-dAv)
-        dB = pattern.unflat(dBf, ctx.vector, pattern.shape[-2]) if ctx.needs_input_grad[1] else None
-        return dA, dB, None, None, None
+            dv = -(sddmm(pattern, X, dB) if ctx.transposed else sddmm(pattern, dB, X))
+        return dv, dB if ctx.needs_input_grad[1] else None, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, dv, dB, *_):
+        values, X = ctx.saved_tensors
+        rhs = dB
+        if dv is not None:
+            dAX = PatternMM.apply(dv, X, ctx.pattern, ctx.transposed)
+            rhs = -dAX if rhs is None else rhs - dAX
+        return PatternSolve.apply(values, rhs, ctx.solve, ctx.transpose_solve, ctx.pattern,
+                                  ctx.transposed)
+
+    @staticmethod
+    def vmap(info, in_dims, values, B, solve, transpose_solve, pattern, transposed):
+        vd, bd = in_dims[:2]
+        args = (solve, transpose_solve, pattern, transposed)
+        if vd is None and bd is not None:
+            Bc, k = fold_columns(B, bd)
+            return unfold_columns(PatternSolve.apply(values, Bc, *args), k)
+        return per_sample(lambda v, b: PatternSolve.apply(v, b, *args), info, (vd, bd),
+                          (values, B))
 
 
 def implicit_solve(
@@ -62,4 +100,12 @@ def implicit_solve(
     With ``transposed=True`` the op is ``X = A^{-T} B``: ``solve`` solves with ``A^T`` and
     ``transpose_solve`` with ``A``.
     """
-    return ImplicitSolve.apply(A, B, solve, transpose_solve, transposed)
+    with sparse_scope():
+        pattern, values = Pattern.of(A)
+    Bf, vector = pattern.flat_rhs(B)
+    v = to_values(A, pattern, values)
+    if torch.is_grad_enabled():
+        Xf = PatternSolve.apply(v, Bf, solve, transpose_solve, pattern, transposed)
+    else:
+        Xf = solve(pattern, v, Bf)
+    return pattern.unflat(Xf, vector, A.shape[-1])

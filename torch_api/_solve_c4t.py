@@ -15,20 +15,23 @@ fit raises ``ValueError``. The transposed solve uses the cached CSR pattern of `
 Iterative solvers (``cg``, ``cgs``, ``minres``, ``gmres``, SciPy-signature callables) solve each
 column of ``B`` separately; ``spsolve``/``spsolve_triangular`` take the whole ``(n, k)``
 right-hand side. A nonzero ``info`` from a solver is reported through
-:func:`~torch_api._convergence.report_nonconvergence` with the true relative residual.
+:func:`~bridge.internal.convergence.report_nonconvergence` with the true relative residual.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from ._convergence import report_nonconvergence
-from ._pattern import _INT32_MAX, Pattern, _cached
+from bridge.internal.options import resolve_solvers
+
+from ._convergence import report_nonconvergence, residual_failures
+from ._pattern import _INT32_MAX, Pattern
+from ._pattern_cache import cached, operation
 from ._solve import implicit_solve
-from ._solve_j4t import residual_failures
 from ._triangular_solve import check_triangular_csr
 from ._validate import check_rhs, check_sparse
 
@@ -60,7 +63,7 @@ class _SciPy:
         return torch.from_numpy(np.ascontiguousarray(x)).to(like.dtype)
 
     def context(self):
-        return _Null()
+        return contextlib.nullcontext()
 
 
 class _CuPy:
@@ -98,10 +101,10 @@ class _CuPy:
 
     def context(self):
         stream = torch.cuda.current_stream(self.device)
-        return _Both(
-            self.cupy.cuda.Device(self.device.index),
-            self.cupy.cuda.ExternalStream(stream.cuda_stream, self.device.index),
-        )
+        stack = contextlib.ExitStack()
+        stack.enter_context(self.cupy.cuda.Device(self.device.index))
+        stack.enter_context(self.cupy.cuda.ExternalStream(stream.cuda_stream, self.device.index))
+        return stack
 
 
 def _canonical(A, pattern: Pattern, transposed: bool):
@@ -109,35 +112,12 @@ def _canonical(A, pattern: Pattern, transposed: bool):
     sum duplicates in place, writing into the torch buffers, so a matrix that is not gets a
     copy. Whether it is depends on the indices alone: the O(nnz) test runs once per pattern."""
     kind = "canonical" + (" transposed" if transposed else "")
-    if _cached(kind, pattern.source, pattern.shape, lambda: bool(A.has_canonical_format)):
+    if cached(kind, pattern.source, pattern.shape, lambda: bool(A.has_canonical_format)):
         A.has_canonical_format = True  # known: skip the solvers' own pass
         return A
     A = A.copy()
     A.sum_duplicates()
     return A
-
-
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-class _Both:
-    def __init__(self, a, b):
-        self.a, self.b = a, b
-
-    def __enter__(self):
-        self.a.__enter__()
-        self.b.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.b.__exit__(*exc)
-        self.a.__exit__(*exc)
-        return False
 
 
 def backend_for(device: torch.device):
@@ -150,7 +130,9 @@ def backend_for(device: torch.device):
 
 
 # ------------------------------------------------------------------------------ flat solve
-def _flat_solve(solve, kwargs: dict, raise_on_failure: bool, transposed: bool):
+def _scipy_flat_solve(solve, kwargs: dict, raise_on_failure: bool, transposed: bool) -> Callable:
+    """A :data:`~torch_api._solve.FlatSolve` ``(pattern, values, Bf (n, p)) -> X`` running the
+    SciPy/CuPy ``solve`` (a name or a callable) on ``A`` (``A^T`` when ``transposed``)."""
     name = solve if isinstance(solve, str) else getattr(solve, "__name__", repr(solve))
     label = name + (" (transposed)" if transposed else "")
     tol = kwargs.get("rtol", kwargs.get("tol", 1e-5))
@@ -212,7 +194,7 @@ def _check_triangle(A: torch.Tensor, lower: bool) -> None:
                              upper=not lower, unitriangular=False, ignore_diagonal=True)
         return True  # only a pattern that passed is remembered
 
-    _cached(f"triangle lower={lower}", pattern.source, tuple(A.shape), check)
+    cached(f"triangle lower={lower}", pattern.source, tuple(A.shape), check)
 
 
 def _zero_diagonal(A: torch.Tensor) -> torch.Tensor:
@@ -229,6 +211,7 @@ def _zero_diagonal(A: torch.Tensor) -> torch.Tensor:
     return torch.sparse_csr_tensor(A.crow_indices(), A.col_indices(), values * off, A.shape)
 
 
+@operation
 def sparse_solve_c4t(
     A: torch.Tensor,
     B: torch.Tensor,
@@ -243,8 +226,9 @@ def sparse_solve_c4t(
             block-diagonal system), float32/float64, on CPU or CUDA.
         B: dense ``(n,)`` or ``(n, k)`` (``(b, n)`` / ``(b, n, k)`` when batched), same dtype
             and device as ``A``.
-        solve: ``"cg"``, ``"cgs"``, ``"minres"``, ``"gmres"``, ``"spsolve"`` (default: a
-            direct sparse LU, exact for any nonsingular ``A``) or ``"spsolve_triangular"``
+        solve: ``"cg"``, ``"cgs"``, ``"minres"``, ``"gmres"``, ``"spsolve"`` (default, unless
+            ``transpose_solve`` is given: a direct sparse LU, exact for any nonsingular ``A``) or
+            ``"spsolve_triangular"``
             (options ``lower=True``, ``unit_diagonal=False``; with ``unit_diagonal=True`` the
             stored diagonal is ignored and gets a zero gradient), or a callable with SciPy's
             signature ``f(A, b, **kwargs) -> x`` or ``-> (x, info, ...)``, called per column
@@ -263,16 +247,9 @@ def sparse_solve_c4t(
     A = check_sparse("A", A, square=True)
     B = check_rhs("B", B, A)
     raise_on_failure = bool(kwargs.pop("raise_on_failure", False))
-    solve = "spsolve" if solve is None else solve
-    transpose_solve = solve if transpose_solve is None else transpose_solve
-    for arg, f in (("solve", solve), ("transpose_solve", transpose_solve)):
-        if isinstance(f, str):
-            if f not in NAMES:
-                raise ValueError(f"{arg}: expected one of {NAMES} or a callable, got {f!r}.")
-        elif not callable(f):
-            raise TypeError(
-                f"{arg}: expected a solver name or a callable, got {type(f).__qualname__}."
-            )
+    solve, transpose_solve = resolve_solvers(
+        solve, transpose_solve, "spsolve", what="a solver name or a callable", names=NAMES
+    )
     if any(k in kwargs for k in _TRIANGULAR_OPTIONS) and solve != "spsolve_triangular":
         raise ValueError(
             f"{sorted(set(kwargs) & set(_TRIANGULAR_OPTIONS))}: options of "
@@ -287,6 +264,6 @@ def sparse_solve_c4t(
     return implicit_solve(
         A,
         B,
-        _flat_solve(solve, kwargs, raise_on_failure, transposed=False),
-        _flat_solve(transpose_solve, kwargs, raise_on_failure, transposed=True),
+        _scipy_flat_solve(solve, kwargs, raise_on_failure, transposed=False),
+        _scipy_flat_solve(transpose_solve, kwargs, raise_on_failure, transposed=True),
     )

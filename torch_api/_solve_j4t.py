@@ -11,53 +11,27 @@ per pattern), inside one jitted program that calls the solver once per column of
 transposed solve uses the cached CSR pattern of ``A^T`` (its values are a gather).
 
 JAX's ``cg``/``bicgstab``/``gmres`` return ``info=None``, so convergence is checked here: the
-true residual ``||A x - b||`` of each column is computed in torch after the solve, and a column
-whose residual exceeds ``10 * max(tol * ||b||, atol)`` plus a rounding allowance
-``10 * eps * min(||A||_F ||x|| + ||b||, ||b|| / sqrt(eps))`` is reported by
-:func:`~torch_api._convergence.report_nonconvergence` (a ConvergenceWarning, or a
-ConvergenceError with ``raise_on_failure=True``). The factor 10 absorbs the gap between a
-solver's recursively updated residual and the true one.
+true residual ``||A x - b||`` of each column is computed in torch after the solve and judged by
+the bound of :mod:`bridge.internal.convergence`; a column that misses it is reported (a
+ConvergenceWarning, or a ConvergenceError with ``raise_on_failure=True``).
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Hashable
 
 import torch
 
-from ._convergence import report_nonconvergence
-from ._pattern import Pattern, _cached, csr_rows
+from bridge.internal.options import resolve_solvers
+
+from ._convergence import report_nonconvergence, residual_failures
+from ._pattern import Pattern, csr_rows
+from ._pattern_cache import cached, operation
 from ._solve import implicit_solve
 from ._validate import check_rhs, check_sparse
 
 _JAX_DEFAULT_TOL = 1e-5  # jax.scipy.sparse.linalg's default relative tolerance
-
-
-def residual_failures(
-    matrix: torch.Tensor, X: torch.Tensor, B: torch.Tensor, tol: float, atol: float
-) -> tuple[float, bool]:
-    """Worst relative residual ``||A x - b|| / ||b||`` over the columns, and whether any column
-    misses ``max(tol ||b||, atol)`` by more than the margin of the module docstring.
-
-    ``matrix`` is the 2-D sparse ``A``, ``X``/``B`` are ``(n, p)``. NaN residuals fail.
-    """
-    res = torch.linalg.vector_norm(matrix @ X - B, dim=0)
-    bn = torch.linalg.vector_norm(B, dim=0)
-    xn = torch.linalg.vector_norm(X, dim=0)
-    a_norm = torch.linalg.vector_norm(matrix.values())
-    eps = torch.finfo(X.dtype).eps
-    # rounding allowance of a backward-stable solve, capped at sqrt(eps) ||b||: a solution that
-    # is huge because A is (numerically) singular must not pass as rounding
-    rounding = torch.minimum(a_norm * xn + bn, bn / math.sqrt(eps))
-    bound = 10 * torch.clamp(tol * bn, min=atol) + 10 * eps * rounding
-    failed = bool((~(res <= bound)).any())
-    rel = res / torch.where(bn > 0, bn, torch.ones_like(bn))
-    worst = float(rel.max()) if rel.numel() else 0.0
-    if torch.isnan(rel).any():
-        worst = math.nan
-    return worst, failed
 
 
 def _solve_flat(data, indices, B, *, canonical, solver, options):
@@ -93,10 +67,14 @@ def _coo_indices(pattern: Pattern, crow, col, transposed: bool) -> tuple[torch.T
         return idx, bool(step.all())
 
     kind = "coo indices" + (" transposed" if transposed else "")
-    return _cached(kind, pattern.source, pattern.shape, build)
+    return cached(kind, pattern.source, pattern.shape, build)
 
 
-def _flat_solve(solver: Callable, options: tuple, raise_on_failure: bool, transposed: bool):
+def _jax_flat_solve(
+    solver: Callable, options: tuple, raise_on_failure: bool, transposed: bool
+) -> Callable:
+    """A :data:`~torch_api._solve.FlatSolve` ``(pattern, values, Bf (n, p)) -> X`` running the
+    JAX ``solver`` on every column (on ``A^T`` when ``transposed``), residual-checked."""
     kw = dict(options)
     tol, atol = kw.get("tol", _JAX_DEFAULT_TOL), kw.get("atol", 0.0)
     name = getattr(solver, "__name__", repr(solver)) + (" (transposed)" if transposed else "")
@@ -133,6 +111,7 @@ def _freeze(kwargs: dict) -> tuple:
     return tuple(sorted(kwargs.items()))
 
 
+@operation
 def sparse_solve_j4t(
     A: torch.Tensor,
     B: torch.Tensor,
@@ -148,7 +127,8 @@ def sparse_solve_j4t(
         B: dense ``(n,)`` or ``(n, k)`` (``(b, n)`` / ``(b, n, k)`` when batched), same dtype
             and device as ``A``.
         solve: a JAX solver ``f(A, b, **kwargs) -> (x, info)`` taking a JAX sparse matrix and a
-            vector, e.g. ``jax.scipy.sparse.linalg.cg``/``gmres``; default ``bicgstab``.
+            vector, e.g. ``jax.scipy.sparse.linalg.cg``/``gmres``; default: ``transpose_solve``
+            if given, else ``bicgstab``.
             Columns of ``B`` are solved independently (``jax.vmap``).
         transpose_solve: the solver for ``A^T`` in the backward pass (default: ``solve``).
         **kwargs: static options for both solvers (``tol``, ``atol``, ``maxiter``, ``M``...),
@@ -166,18 +146,16 @@ def sparse_solve_j4t(
     A = check_sparse("A", A, square=True)
     B = check_rhs("B", B, A)
     raise_on_failure = bool(kwargs.pop("raise_on_failure", False))
-    if solve is None:
-        from bridge._optional import require
+    from bridge._optional import require
 
-        solve = require("jax.scipy.sparse.linalg").bicgstab
-    transpose_solve = solve if transpose_solve is None else transpose_solve
-    for name, f in (("solve", solve), ("transpose_solve", transpose_solve)):
-        if not callable(f):
-            raise TypeError(f"{name}: expected a JAX solver function, got {type(f).__qualname__}.")
+    default = require("jax.scipy.sparse.linalg").bicgstab
+    solve, transpose_solve = resolve_solvers(
+        solve, transpose_solve, default, what="a JAX solver function"
+    )
     options = _freeze(kwargs)
     return implicit_solve(
         A,
         B,
-        _flat_solve(solve, options, raise_on_failure, transposed=False),
-        _flat_solve(transpose_solve, options, raise_on_failure, transposed=True),
+        _jax_flat_solve(solve, options, raise_on_failure, transposed=False),
+        _jax_flat_solve(transpose_solve, options, raise_on_failure, transposed=True),
     )

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import functools
 
-import numpy as np
 import torch
 
-from ._pattern import Pattern, _cached
+from bridge.internal.csr_checks import check_triangular, singular_error
+
+from ._pattern import Pattern
+from ._pattern_cache import cached, operation
+from ._sddmm import sparse_scope
 from ._solve import implicit_solve
 from ._validate import check_rhs, check_sparse
 
@@ -32,12 +35,12 @@ def _check_triangular(pattern: Pattern, values: torch.Tensor, upper: bool, unitr
     the indices alone: checked once per pattern and remembered with it. The diagonal's values are
     checked on every call, in O(n)."""
     key = f"triangular upper={upper} unitriangular={unitriangular}"
-    diagonal = _cached(key, pattern.source, pattern.shape, lambda: _structure(pattern, upper,
+    diagonal = cached(key, pattern.source, pattern.shape, lambda: _structure(pattern, upper,
                                                                              unitriangular))
     if diagonal is not None:
         zero = int((values[diagonal] == 0).sum())
         if zero:
-            raise _singular(0, zero, diagonal.numel())
+            raise singular_error(0, zero, diagonal.numel())
 
 
 def _structure(pattern: Pattern, upper: bool, unitriangular: bool) -> torch.Tensor | None:
@@ -53,125 +56,15 @@ def _structure(pattern: Pattern, upper: bool, unitriangular: bool) -> torch.Tens
     )
 
 
-def _singular(missing: int, zero: int, n: int) -> ValueError:
-    return ValueError(
-        f"A: expected a nonzero stored diagonal (unitriangular=False), got {missing} missing "
-        f"and {zero} zero diagonal entries out of {n}: the matrix is singular."
-    )
-
-
 def check_triangular_csr(
     crow, col, values, *, shape, upper: bool, unitriangular: bool, ignore_diagonal: bool = False
 ) -> torch.Tensor | None:
-    """O(nnz) triangularity checks on a flat, row-sorted CSR pattern (torch tensors; padding after
-    ``crow[-1]`` ignored, duplicates allowed; NumPy does the work on CPU, where it is
-    several times faster for these small passes); positions in the caller's coordinates.
-    ``ignore_diagonal``: check the side only (a solver that ignores the stored diagonal);
-    ``values=None``: the structure only. Returns the positions of the stored diagonal entries
-    when a diagonal is required (``unitriangular=False``), else None."""
-    n = shape[-1]
-    nv = int(crow[-1])
-    N = crow.shape[0] - 1
-    if crow.device.type == "cpu":
-        crow, cols = crow.numpy(), col[:nv].numpy()
-        values = None if values is None else values[:nv].numpy()
-        if ignore_diagonal and _side_ok(crow, cols, upper):
-            return None
-        passed, diagonal = _sorted_fast_path(crow, cols, values, upper, unitriangular,
-                                             ignore_diagonal)
-        if passed:
-            return diagonal
-        rows = np.repeat(np.arange(N, dtype=cols.dtype), np.diff(crow))
-        first = lambda mask: int(np.argmax(mask))
-        rows_or_n = lambda mask: np.where(mask, rows, N)
-        flags = np.zeros(N + 1, dtype=bool)
-    else:
-        cols, values = col[:nv], None if values is None else values[:nv]
-        rows = torch.repeat_interleave(
-            torch.arange(N, device=cols.device, dtype=cols.dtype),
-            crow[1:] - crow[:-1],
-            output_size=nv,
-        )
-        first = lambda mask: int(torch.argmax(mask.to(torch.uint8)))
-        rows_or_n = lambda mask: torch.where(mask, rows, N).long()
-        flags = torch.zeros(N + 1, dtype=torch.bool, device=cols.device)
-
-    def where(mask) -> str:
-        k = first(mask)
-        r, c = int(rows[k]), int(cols[k])
-        return f"({r}, {c})" if len(shape) == 2 else f"({r // n}, {r % n}, {c % n})"
-
-    wrong = rows > cols if upper else rows < cols
-    if bool(wrong.any()):
-        side = "below" if upper else "above"
-        raise ValueError(
-            f"A: expected {'an upper' if upper else 'a lower'}-triangular matrix (upper={upper}), "
-            f"got {int(wrong.sum())} stored entries {side} the diagonal, e.g. at {where(wrong)}."
-        )
-    if ignore_diagonal:
-        return None
-    diag = rows == cols
-    if unitriangular:
-        if bool(diag.any()):
-            raise ValueError(
-                "A: expected a strictly triangular matrix with unitriangular=True (the unit "
-                f"diagonal is implicit), got {int(diag.sum())} stored diagonal entries, "
-                f"e.g. at {where(diag)}."
-            )
-        return None
-    zero = 0 if values is None else int((diag & (values == 0)).sum())
-    flags[rows_or_n(diag)] = True  # rows that store a diagonal entry
-    missing = N - int(flags[:N].sum())
-    if missing or zero:
-        raise _singular(missing, zero, N)
-    if isinstance(diag, np.ndarray):
-        return torch.from_numpy(np.flatnonzero(diag))
-    return torch.nonzero(diag).flatten()
-
-
-def columns_sorted(crow: np.ndarray, cols: np.ndarray) -> bool:
-    """Whether the columns increase strictly within each row (``cols`` without padding)."""
-    if cols.size < 2:
-        return True
-    step = cols[1:] > cols[:-1]
-    starts = crow[1:-1]
-    step[starts[(starts > 0) & (starts < cols.size)] - 1] = True  # a new row starts anywhere
-    return bool(step.all())
-
-
-def _sorted_fast_path(crow, cols, values, upper, unitriangular, ignore_diagonal):
-    """Valid input in one O(nnz) pass: with columns strictly increasing within each row, a lower
-    row's last entry (an upper row's first) is its largest (smallest) column, so the side and
-    the diagonal are read there in O(n). Returns ``(True, diagonal positions or None)`` when
-    every check passes, ``(False, None)`` when the full pass must find and name the failure."""
-    if not columns_sorted(crow, cols):
-        return False, None
-    N = crow.size - 1
-    nonempty = crow[1:] > crow[:-1]
-    edge = crow[:-1] if upper else crow[1:] - 1  # the first / last entry of each row
-    rows = np.flatnonzero(nonempty)
-    c = cols[edge[nonempty]]
-    if not bool((c >= rows).all() if upper else (c <= rows).all()):
-        return False, None
-    if ignore_diagonal:
-        return True, None
-    if unitriangular:
-        return bool((c != rows).all()), None
-    if rows.size != N or not bool((c == rows).all()):
-        return False, None
-    if values is not None and not bool((values[edge] != 0).all()):
-        return False, None
-    return True, torch.from_numpy(edge.astype(np.int64))
-
-
-def _side_ok(crow: np.ndarray, cols: np.ndarray, upper: bool) -> bool:
-    """Every stored entry on the right side of the diagonal, in one gather and no row array:
-    entry ``k`` of row ``r`` (``crow[r] <= k < crow[r + 1]``) has ``cols[k] <= r`` exactly when
-    ``crow[cols[k]] <= k``, and ``cols[k] >= r`` exactly when ``crow[cols[k] + 1] > k``."""
-    k = np.arange(cols.size, dtype=crow.dtype)
-    if upper:
-        return bool((crow[cols + 1] > k).all())
-    return bool((crow[cols] <= k).all())
+    """:func:`bridge.internal.csr_checks.check_triangular` on torch tensors (NumPy views on the
+    CPU, a host copy of the indices elsewhere; padding after ``crow[-1]`` ignored). Returns the
+    positions of the stored diagonal entries (on ``crow``'s device), or None."""
+    diagonal = check_triangular(crow, col, values, shape=tuple(shape), upper=upper,
+                                unitriangular=unitriangular, ignore_diagonal=ignore_diagonal)
+    return None if diagonal is None else torch.from_numpy(diagonal).to(crow.device)
 
 
 def mkl_prefers_upper(k: int) -> bool:
@@ -201,10 +94,21 @@ def _flat_solve(
     else:
         M = pattern.csr(values)
     return torch.triangular_solve(
-        B, M, upper=upper, transpose=transpose, unitriangular=unitriangular
+        _dense_rows(B), M, upper=upper, transpose=transpose, unitriangular=unitriangular
     ).solution
 
 
+def _dense_rows(B: torch.Tensor) -> torch.Tensor:
+    """``B`` in a layout the sparse triangular solve reads correctly: row-major, or column-major
+    with several columns. MKL's solve with one right-hand side reads the first ``n`` contiguous
+    elements whatever the row stride (a column of a wider matrix would give a wrong answer), so
+    any other layout (a column slice, a stride-0 expansion, a strided batch) is copied."""
+    if B.is_contiguous() or (B.shape[1] > 1 and B.t().is_contiguous()):
+        return B
+    return B.contiguous()
+
+
+@operation
 def sparse_triangular_solve(
     A: torch.Tensor,
     B: torch.Tensor,
@@ -231,7 +135,8 @@ def sparse_triangular_solve(
         >>> x = sparse_triangular_solve(A, torch.ones(2), upper=False)
         >>> x.sum().backward()
     """
-    A = check_sparse("A", A, square=True)
+    with sparse_scope():
+        A = check_sparse("A", A, square=True)
     B = check_rhs("B", B, A)
     flags = {"upper": upper, "unitriangular": unitriangular, "transpose": transpose}
     for name, flag in flags.items():

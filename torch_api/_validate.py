@@ -10,38 +10,21 @@ from collections.abc import Iterable
 
 import torch
 
+from bridge.internal import indices
+from bridge.internal.messages import (  # noqa: F401 (describe: re-exported)
+    describe,
+    layout_name,
+    type_error,
+    value_error,
+)
+
 FLOATS = (torch.float32, torch.float64)
 INDEX_DTYPES = (torch.int32, torch.int64)
 SPARSE_LAYOUTS = (torch.sparse_coo, torch.sparse_csr)
-_LAYOUT_NAMES = {
-    torch.strided: "dense (strided)",
-    torch.sparse_coo: "sparse COO",
-    torch.sparse_csr: "sparse CSR",
-    torch.sparse_csc: "sparse CSC",
-    torch.sparse_bsr: "sparse BSR",
-    torch.sparse_bsc: "sparse BSC",
-}
-
-
-def describe(x: object) -> str:
-    """A short human description of ``x`` for error messages."""
-    if isinstance(x, torch.Tensor):
-        layout = _LAYOUT_NAMES.get(x.layout, str(x.layout))
-        return f"a {layout} tensor of shape {tuple(x.shape)}, {x.dtype} on {x.device}"
-    return f"an object of type {type(x).__module__}.{type(x).__qualname__}"
 
 
 def _names(items: Iterable[object]) -> str:
-    return " or ".join(_LAYOUT_NAMES.get(i, str(i)) for i in items)  # type: ignore[arg-type]
-
-
-def type_error(name: str, got: object, expected: str) -> TypeError:
-    return TypeError(f"{name}: expected {expected}, got {describe(got)}.")
-
-
-def value_error(name: str, got: object, expected: str) -> ValueError:
-    got_s = got if isinstance(got, str) else describe(got)
-    return ValueError(f"{name}: expected {expected}, got {got_s}.")
+    return " or ".join(layout_name(i) for i in items)
 
 
 def check_tensor(name: str, x: object) -> torch.Tensor:
@@ -84,13 +67,13 @@ def check_indices(name: str, A: torch.Tensor) -> None:
 
     torch builds sparse tensors without checking their indices by default; an out-of-range index
     would make kernels read or write outside their buffers (garbage or a crash), so it is
-    refused here. Unsorted CSR column indices are fine for every torch_api operation. Index
-    tensors that passed are remembered (by identity and version, as the pattern caches are), so
-    a pattern reused across calls is checked once.
+    refused here. Unsorted CSR column indices are fine for every torch_api operation. The
+    verdict is kept by :mod:`torch_api._pattern_cache`, which compares the index values on reuse,
+    so a pattern reused across calls is checked once and a changed one again.
     """
     if A.device.type == "meta":  # no data to check (and no kernel will read it)
         return
-    from ._pattern import _cached
+    from ._pattern_cache import cached
 
     if A.layout == torch.sparse_coo:
         source = (A._indices(),)
@@ -100,49 +83,18 @@ def check_indices(name: str, A: torch.Tensor) -> None:
         source = (A.ccol_indices(), A.row_indices())
     else:
         return
-    _cached(f"valid {A.layout}", source, tuple(A.shape), lambda: _check_indices(name, A))
+    cached(f"valid {A.layout}", source, tuple(A.shape), lambda: _check_indices(name, A))
 
 
 def _check_indices(name: str, A: torch.Tensor) -> bool:
+    """The shared O(nnz) check of :mod:`bridge.internal.indices`, on A's device."""
     if A.layout == torch.sparse_coo:
-        idx = A._indices()
-        if idx.numel() == 0:
-            return True
-        lo, hi = torch.aminmax(idx, dim=1)
-        size = torch.tensor(A.shape[: idx.shape[0]], device=idx.device)
-        bad = ((lo < 0) | (hi >= size)).tolist()
-        if any(bad):
-            d = bad.index(True)
-            raise ValueError(
-                f"{name}: expected COO indices of dimension {d} in [0, {A.shape[d]}), got "
-                f"indices in [{int(lo[d])}, {int(hi[d])}]."
-            )
-        return True
-    if A.layout == torch.sparse_csr:
-        ptr, idx, what, n_ptr, n_idx = A.crow_indices(), A.col_indices(), "column", -2, -1
+        indices.check_coo(name, A._indices(), tuple(A.shape))
+    elif A.layout == torch.sparse_csr:
+        indices.check_compressed(name, A.crow_indices(), A.col_indices(), tuple(A.shape), "CSR")
     else:
-        ptr, idx, what, n_ptr, n_idx = A.ccol_indices(), A.row_indices(), "row", -1, -2
-    nnz = idx.shape[-1]
-    ok = ptr.shape[-1] == A.shape[n_ptr] + 1
-    if ok and ptr.numel():
-        flags = [(ptr[..., 0] == 0).all(), (ptr[..., -1] == nnz).all()]
-        flags.append((ptr[..., 1:] >= ptr[..., :-1]).all())
-        if nnz:
-            lo, hi = torch.aminmax(idx)
-            flags += [lo >= 0, hi < A.shape[n_idx]]
-        ok = bool(torch.stack(flags).all())  # the one host sync
-    if ok:
-        return True
-    if ptr.shape[-1] != A.shape[n_ptr] + 1 or not bool(torch.stack(flags[:3]).all()):
-        got = ptr.tolist() if ptr.numel() <= 12 else f"a tensor of shape {tuple(ptr.shape)}"
-        raise ValueError(
-            f"{name}: expected compressed indices of length {A.shape[n_ptr] + 1} rising from 0 "
-            f"to nnz={nnz}, got {got}."
-        )
-    raise ValueError(
-        f"{name}: expected {what} indices in [0, {A.shape[n_idx]}), got indices in "
-        f"[{int(lo)}, {int(hi)}]."
-    )
+        indices.check_compressed(name, A.ccol_indices(), A.row_indices(), tuple(A.shape), "CSC")
+    return True
 
 
 def check_dense(

@@ -10,7 +10,7 @@
   (``lax.custom_linear_solve`` traces ``A^T`` up front); its rules are the same kernels.
 - :func:`by_column`: run a one-vector solver on every column of a block (``vmap``), so the ``k``
   columns are ``k`` independent systems, each with its own stopping test.
-- :func:`report`: a :class:`~torch_api._convergence.ConvergenceWarning` (through
+- :func:`report`: a :class:`~bridge.internal.convergence.ConvergenceWarning` (through
   ``jax.debug.callback``, so it also works under ``jit``) when a column did not converge.
 
 None of the solvers is differentiated through its iterations (their products have no JVP):
@@ -29,7 +29,11 @@ import numpy as np
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
-from .._pattern import Pattern, _varying_like
+from bridge.internal.convergence import report_nonconvergence
+from bridge.internal.options import check_maxiter
+
+from .._pattern import Pattern
+from .._sharding import varying_like
 from .._validate import FLOATS, SPARSE_TYPES, check_dense, check_match, type_error, value_error
 
 MatVec = Callable[[jax.Array], jax.Array]
@@ -54,7 +58,7 @@ class SolveInfo(NamedTuple):
 
 
 def _matmul_impl(rows, cols, crow, values, B, *, shape, csr_shape, layout):
-    return Pattern(rows, cols, crow, shape, csr_shape, layout).matmul(values, B)
+    return Pattern(crow, cols, rows, shape, layout).matmul(values, B)
 
 
 def _matmul_abstract(rows, cols, crow, values, B, *, csr_shape, **_):
@@ -80,7 +84,8 @@ def _matmul_transpose(ct, rows, cols, crow, values, B, **params):
         raise NotImplementedError("the solvers' sparse product is linear in B only")
     if type(ct) is ad.Zero:
         return None, None, None, None, ad.Zero(B.aval)
-    return None, None, None, None, Pattern(rows, cols, crow, **params).rmatmul(values, ct)
+    pattern = Pattern(crow, cols, rows, params["shape"], params["layout"])
+    return None, None, None, None, pattern.rmatmul(values, ct)
 
 
 _matmul_p = Primitive("sparsegradutils_linear_matmul")
@@ -94,10 +99,10 @@ ad.primitive_transposes[_matmul_p] = _matmul_transpose
 def linear_matmul(pattern: Pattern, values: jax.Array, B: jax.Array) -> jax.Array:
     """``A @ B`` (``B (M, p)``), linear in ``B`` and transposable by JAX; not differentiable
     with respect to ``values`` (use the ops' custom VJPs for that)."""
-    B = _varying_like(B, (pattern.rows, pattern.cols, pattern.crow, values))
+    B = varying_like(B, (pattern.rows, pattern.col, pattern.crow, values))
     return _matmul_p.bind(
         pattern.rows,
-        pattern.cols,
+        pattern.col,
         pattern.crow,
         values,
         B,
@@ -133,7 +138,7 @@ def as_operator(
         mv = lambda x: linear_matmul(pattern, values, x[:, None])[:, 0]
         rmv = None
         if transpose:
-            pattern_t, perm = pattern.transpose()
+            pattern_t, perm = pattern.transposed()
             values_t = values[perm]
             rmv = lambda x: linear_matmul(pattern_t, values_t, x[:, None])[:, 0]
         return Operator(mv, rmv, tuple(A.shape), A.dtype)
@@ -177,12 +182,7 @@ def check_x0(x0, B: jax.Array, cols: int | None = None):
     return x0
 
 
-def default_maxiter(maxiter, n: int) -> int:
-    if maxiter is None:
-        return 10 * max(n, 1)
-    if not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
-        raise ValueError(f"maxiter: expected a positive int or None, got {maxiter!r}.")
-    return int(maxiter)
+default_maxiter = check_maxiter  # a positive iteration limit, ``10 n`` for ``None``
 
 
 def relative_residual(matvec: MatVec, b: jax.Array, x: jax.Array) -> jax.Array:
@@ -210,10 +210,6 @@ def checked_info(matvec: MatVec, b, x, tol, atol, slack: float = 2.0) -> SolveIn
 
 
 def _warn(solver, maxiter, converged, iterations, residual, tolerance):
-    import warnings
-
-    from torch_api._convergence import ConvergenceWarning, report_nonconvergence
-
     converged = np.asarray(converged)
     if converged.all():
         return
@@ -221,17 +217,8 @@ def _warn(solver, maxiter, converged, iterations, residual, tolerance):
     label = f"{solver} ({int(bad.sum())} of {converged.size} right-hand sides)"
     its = np.asarray(iterations)[bad]
     res, tol = float(np.max(np.asarray(residual)[bad])), float(np.max(tolerance))
-    if np.all(its >= 0):
-        report_nonconvergence(label, int(its.max()), res, tol)
-        return
-    warnings.warn(
-        f"{label} did not converge: relative residual {res:.3e} > tolerance {tol:.3e} "
-        f"(JAX's solver reports no iteration count; its limit was {maxiter}). Raise the "
-        f"iteration limit, loosen the tolerance, precondition, or check that the matrix suits "
-        f"{solver}.",
-        ConvergenceWarning,
-        stacklevel=2,
-    )
+    counted = int(its.max()) if np.all(its >= 0) else None  # JAX's own solvers do not count
+    report_nonconvergence(label, counted, res, tol, limit=maxiter)
 
 
 def report(solver: str, info: SolveInfo, maxiter: int | None = None) -> SolveInfo:

@@ -1,4 +1,5 @@
-"""The bad-input audit (issue 7): every row of tests/audit/table.py, and docs/reliability.md.
+"""The bad-input audit (issue 7): every row of the audit table (tests/audit/rows_*.py), and
+docs/reliability.md.
 
 Each row calls one public callable with one bad (or edge) input and must give what the table
 says: a TypeError/ValueError naming the argument, a correct result (NaN only where the reference
@@ -66,6 +67,6 @@ def test_reliability_doc_is_current(audit_outcomes):
     text = render(ROWS, outcomes_for(ROWS, audit_outcomes))
     committed = DOC.read_text() if DOC.exists() else ""
     assert committed == text, (
-        "docs/reliability.md is out of date with tests/audit/table.py: regenerate it with "
-        "`python -m tests.audit.report` and commit it."
+        "docs/reliability.md is out of date with the audit table (tests/audit/rows_*.py): "
+        "regenerate it with `python -m tests.audit.report` and commit it."
     )

@@ -6,7 +6,7 @@
 - A transposed solve equals the solve with the explicitly transposed matrix (and the backward
   pass of a generic solve is a solve with the explicit transpose).
 - The PairwiseEncoder's matrix equals a slow reference built entry by entry from its contract
-  (tests/audit/table.py:pairwise_reference).
+  (tests/references.py:pairwise_dense).
 
 Matrices are float64, small (at most 6 x 6, batches of 2) and well conditioned (dominant
 diagonals), so the tolerances are those of direct float64 arithmetic (iterative solvers run to
@@ -22,10 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import torch_api as T
+from tests.references import pairwise_dense
 from torch_api.encoders import PairwiseEncoder
 from torch_api.utils import BICGSTABSettings, MINRESSettings, bicgstab
-
-from .table import pairwise_reference
 
 TORCH = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 JAX = settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -309,7 +308,7 @@ def encoder_values(rng, case, n_offsets: int, batch) -> np.ndarray:
 
 def encoder_reference(case, offsets, values: np.ndarray, batch) -> torch.Tensor:
     items = [values] if batch is None else list(values)
-    dense = [pairwise_reference(torch.from_numpy(v), case["volume_shape"], offsets) for v in items]
+    dense = [torch.from_numpy(pairwise_dense(v, case["volume_shape"], offsets)) for v in items]
     return dense[0] if batch is None else torch.stack(dense)
 
 

@@ -101,7 +101,7 @@ def test_to_numpy_rejects_sparse():
 
 @pytest.mark.parametrize("copy", ["yes", 0, 1])
 def test_copy_must_be_none_or_bool(copy):
-    with pytest.raises(TypeError, match="copy must be None, True or False"):
+    with pytest.raises(TypeError, match="copy: expected None, True or False, got"):
         bridge.to_numpy(torch.ones(2), copy=copy)
 
 

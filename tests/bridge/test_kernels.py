@@ -105,7 +105,7 @@ def test_jax_kernel_vmap_expand_dims_sees_batch_axis():
 
 def test_jax_kernel_rejects_mismatched_result():
     k = bridge.jax_kernel(lambda x: x.double(), lambda x: _like(x))
-    with pytest.raises(Exception, match="result 0 has shape"):
+    with pytest.raises(Exception, match="fn: expected result 0 of shape"):
         jax.jit(k)(jnp.ones(3)).block_until_ready()
 
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-import math
-
 import numpy as np
 import pytest
 
@@ -15,26 +12,13 @@ from jax.experimental.sparse import BCOO, BCSR  # noqa: E402
 from jax.test_util import check_grads  # noqa: E402
 
 from jax_api import PairwiseEncoder  # noqa: E402
+from tests.references import pairwise_dense  # noqa: E402
 
 CASES = {
     "1d_indep": dict(radius=2, volume_shape=(1, 7)),
     "2d_intra": dict(radius=1, volume_shape=(2, 3, 4), channel_voxel_relation="intra"),
     "3d_inter": dict(radius=1.5, volume_shape=(2, 3, 2, 3), channel_voxel_relation="inter"),
 }
-
-
-def contract_dense(values, volume_shape, offsets):
-    """Dense matrix from the contract's words: entry (p, p - o) = values[k][p], no wrap."""
-    S = math.prod(volume_shape)
-    D = np.zeros((S, S), values.dtype)
-    for k, o in enumerate(offsets):
-        for p in itertools.product(*(range(n) for n in volume_shape)):
-            q = tuple(a - b for a, b in zip(p, o, strict=True))
-            if all(0 <= x < n for x, n in zip(q, volume_shape, strict=True)):
-                D[np.ravel_multi_index(p, volume_shape), np.ravel_multi_index(q, volume_shape)] = (
-                    values[(k, *p)]
-                )
-    return D
 
 
 def _values(enc, batch=None, seed=0, dtype=np.float32):
@@ -53,7 +37,7 @@ def test_matches_contract(case, upper, layout):
     assert isinstance(A, BCOO if layout == "coo" else BCSR)
     S = enc.volume_numel
     assert A.shape == (S, S) and A.dtype == jnp.float32
-    np.testing.assert_array_equal(A.todense(), contract_dense(v, enc.volume_shape, enc.offsets))
+    np.testing.assert_array_equal(A.todense(), pairwise_dense(v, enc.volume_shape, enc.offsets))
     if upper is not None:
         D = np.asarray(A.todense())
         np.testing.assert_array_equal(D, np.triu(D) if upper else np.tril(D))
@@ -103,7 +87,7 @@ def test_gradient_matches_dense(x64, layout):
 
     loss = lambda v: jnp.sum(jnp.sin(enc(v).todense() @ W))
     # the dense reference: the same entries scattered by index arithmetic from the contract
-    dense = contract_dense(
+    dense = pairwise_dense(
         np.arange(v[0].size).reshape(v[0].shape) + 1.0, enc.volume_shape, enc.offsets
     )
     src = jnp.asarray(dense.astype(np.int64) - 1)

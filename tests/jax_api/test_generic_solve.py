@@ -11,9 +11,16 @@ import jax.numpy as jnp  # noqa: E402
 from jax.experimental.sparse import BCOO, BCSR  # noqa: E402
 from jax.test_util import check_grads  # noqa: E402
 
-from jax_api import SolveInfo, bicgstab, cg, gmres, minres, sparse_generic_solve  # noqa: E402
+from jax_api import (  # noqa: E402
+    ConvergenceWarning,
+    SolveInfo,
+    bicgstab,
+    cg,
+    gmres,
+    minres,
+    sparse_generic_solve,
+)
 from tests.helpers import jax_sparse, jax_sparse_grad_dense, jax_with_data  # noqa: E402
-from torch_api._convergence import ConvergenceWarning  # noqa: E402
 
 TOL32 = {"rtol": 1e-3, "atol": 1e-4}
 

@@ -15,6 +15,7 @@ from jax_api._indexed_mm import (  # noqa: E402
     _segment_mm_ragged,
     chunk_size,
 )
+from tests import references  # noqa: E402
 
 SEGLENS = {
     "empty_segments": [4, 0, 9, 7, 0],
@@ -32,16 +33,6 @@ def _operands(seglen, d1=3, d2=4, dtype=np.float32, seed=0):
     return jnp.asarray(a), jnp.asarray(b), jnp.asarray(seglen, jnp.int32)
 
 
-def _segment_ref(a, b, seglen):
-    a, b, seglen = np.asarray(a, np.float64), np.asarray(b, np.float64), np.asarray(seglen)
-    return np.einsum("nd,nde->ne", a, b[np.repeat(np.arange(len(seglen)), seglen)])
-
-
-def _gather_ref(a, b, idx):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return np.einsum("nd,nde->ne", a, b[np.asarray(idx)])
-
-
 @pytest.mark.parametrize("case", SEGLENS)
 @pytest.mark.parametrize(
     "impl",
@@ -52,19 +43,17 @@ def test_segment_mm_matches_dense(case, impl):
     a, b, seglen = _operands(SEGLENS[case])
     out = impl(jnp.asarray(a), jnp.asarray(b), jnp.asarray(seglen))
     assert out.shape == (a.shape[0], b.shape[2]) and out.dtype == jnp.float32
-    np.testing.assert_allclose(out, _segment_ref(a, b, seglen), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out, references.segment_mm(a, b, seglen), rtol=1e-5, atol=1e-5)
 
 
 def test_segment_mm_jit_traced_lengths():
     a, b, seglen = _operands(SEGLENS["empty_segments"])
     out = jax.jit(segment_mm)(a, b, seglen)
-    np.testing.assert_allclose(out, _segment_ref(a, b, seglen), rtol=1e-5, atol=1e-5)
-    # under jit the lengths are traced: rows beyond sum(seglen) come out as zeros
+    np.testing.assert_allclose(out, references.segment_mm(a, b, seglen), rtol=1e-5, atol=1e-5)
+    # under jit the lengths are traced: a wrong sum raises at run time, naming the argument
     short = np.array([4, 0, 5, 7, 0], np.int32)
-    out = jax.jit(segment_mm)(a, b, short)
-    ref = _segment_ref(a[:16], b, short)
-    np.testing.assert_allclose(out[:16], ref, rtol=1e-5, atol=1e-5)
-    np.testing.assert_array_equal(out[16:], 0.0)
+    with pytest.raises(Exception, match=f"seglen_a: expected lengths summing to a's {a.shape[0]}"):
+        jax.block_until_ready(jax.jit(segment_mm)(a, b, short))
 
 
 def test_segment_mm_vmap_over_all_arguments():
@@ -73,10 +62,11 @@ def test_segment_mm_vmap_over_all_arguments():
     A, B, S = np.stack([a, 2 * a]), np.stack([b, b - 1]), np.stack([s, s2])
     out = jax.jit(jax.vmap(segment_mm))(A, B, S)
     for i in range(2):
-        np.testing.assert_allclose(out[i], _segment_ref(A[i], B[i], S[i]), rtol=1e-5, atol=1e-5)
+        want = references.segment_mm(A[i], B[i], S[i])
+        np.testing.assert_allclose(out[i], want, rtol=1e-5, atol=1e-5)
     # vmap over a only, sharing b and the segments
     out = jax.vmap(segment_mm, in_axes=(0, None, None))(A, b, s)
-    np.testing.assert_allclose(out[1], _segment_ref(A[1], b, s), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out[1], references.segment_mm(A[1], b, s), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -114,9 +104,9 @@ def test_gather_mm_matches_dense(n, r):
     idx = rng.integers(0, r, n)
     idx[: min(n, 3)] = r - 1  # repeated index, and (for r > 1) some unused ones
     out = gather_mm(jnp.asarray(a), jnp.asarray(b), jnp.asarray(idx))
-    np.testing.assert_allclose(out, _gather_ref(a, b, idx), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out, references.gather_mm(a, b, idx), rtol=1e-5, atol=1e-5)
     out = jax.jit(gather_mm)(a, b, idx)
-    np.testing.assert_allclose(out, _gather_ref(a, b, idx), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out, references.gather_mm(a, b, idx), rtol=1e-5, atol=1e-5)
 
 
 def test_gather_mm_vmap_and_grads(x64):
@@ -126,7 +116,7 @@ def test_gather_mm_vmap_and_grads(x64):
     idx = jnp.asarray(rng.integers(0, 4, (2, 9)))
     out = jax.vmap(gather_mm)(a, b, idx)
     for i in range(2):
-        np.testing.assert_allclose(out[i], _gather_ref(a[i], b[i], idx[i]), rtol=1e-12)
+        np.testing.assert_allclose(out[i], references.gather_mm(a[i], b[i], idx[i]), rtol=1e-12)
     f = lambda a, b: gather_mm(jnp.asarray(a), jnp.asarray(b), idx[0])
     check_grads(f, (a[0], b[0]), order=1, modes=["rev"])
     loss = lambda a, b: jnp.sum(gather_mm(a, b, idx[0]) ** 2)
@@ -137,11 +127,14 @@ def test_gather_mm_vmap_and_grads(x64):
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
 
 
-def test_gather_mm_out_of_range_under_jit_gives_zero_rows():
+def test_gather_mm_out_of_range_under_jit_raises():
     a = jnp.ones((3, 2))
     b = jnp.ones((2, 2, 2))
-    out = jax.jit(gather_mm)(a, b, jnp.array([0, 5, 1]))
-    np.testing.assert_array_equal(out, [[2.0, 2.0], [0.0, 0.0], [2.0, 2.0]])
+    for bad in ([0, 5, 1], [0, -1, 1]):
+        with pytest.raises(Exception, match=r"idx_b: expected indices in \[0, 2\)"):
+            jax.block_until_ready(jax.jit(gather_mm)(a, b, jnp.array(bad)))
+    out = jax.jit(gather_mm)(a, b, jnp.array([0, 1, 1]))
+    np.testing.assert_array_equal(out, np.full((3, 2), 2.0))
 
 
 def test_chunk_size():

@@ -139,7 +139,9 @@ def test_64_bit_dtypes(x64):
         jax.random.key(0), (5, 5), 6, "csr", indices_dtype=jnp.int64, values_dtype=jnp.float64
     )
     assert A.dtype == jnp.float64 and A.indices.dtype == jnp.int64 and A.indptr.dtype == jnp.int64
-    S, D = make_spd_sparse(jax.random.key(0), 5, "coo", jnp.float64, jnp.int64)
+    S, D = make_spd_sparse(
+        jax.random.key(0), 5, "coo", values_dtype=jnp.float64, indices_dtype=jnp.int64
+    )
     assert S.dtype == D.dtype == jnp.float64 and S.indices.dtype == jnp.int64
 
 

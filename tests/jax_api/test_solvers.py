@@ -11,10 +11,9 @@ jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
 from jax.experimental.sparse import BCOO, BCSR  # noqa: E402
 
-from jax_api import SolveInfo, bicgstab, cg, gmres, lsmr, minres  # noqa: E402
+from jax_api import ConvergenceWarning, SolveInfo, bicgstab, cg, gmres, lsmr, minres  # noqa: E402
 from jax_api._pattern import Pattern  # noqa: E402
 from jax_api._solvers._common import linear_matmul  # noqa: E402
-from torch_api._convergence import ConvergenceWarning  # noqa: E402
 
 
 def _matrix(kind: str, n=12, seed=0):

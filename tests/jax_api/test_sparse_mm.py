@@ -11,14 +11,9 @@ import jax.numpy as jnp  # noqa: E402
 from jax.experimental.sparse import BCOO, BCSR  # noqa: E402
 from jax.test_util import check_grads  # noqa: E402
 
+from jax_api import _xla_kernels as xla  # noqa: E402
 from jax_api import sparse_mm  # noqa: E402
-from jax_api._pattern import (  # noqa: E402
-    Pattern,
-    _rmatmul_xla,
-    _sddmm_xla,
-    _spmm_xla,
-    _transpose_xla,
-)
+from jax_api._pattern import Pattern  # noqa: E402
 from tests.helpers import (  # noqa: E402
     JAX_KINDS_2D,
     JAX_KINDS_3D,
@@ -204,28 +199,31 @@ def test_xla_backend_matches_torch_backend(kind):
     B = jnp.asarray(rng.standard_normal((M, 3)), jnp.float32)
     G = jnp.asarray(rng.standard_normal((N, 3)), jnp.float32)
     Dflat = np.asarray(pattern.todense(values))
-    np.testing.assert_allclose(_spmm_xla(pattern, values, B), Dflat @ np.asarray(B), **TOL32)
-    np.testing.assert_allclose(_spmm_xla(pattern, values, B), pattern.matmul(values, B), **TOL32)
-    np.testing.assert_allclose(_sddmm_xla(pattern, G, B), pattern.sddmm(G, B), **TOL32)
-    crow_x, cols_x, perm_x = _transpose_xla(pattern)
-    t_pattern, perm = pattern.transpose()
-    np.testing.assert_array_equal(crow_x, t_pattern.crow)
-    np.testing.assert_array_equal(cols_x, t_pattern.cols)
+    np.testing.assert_allclose(xla.spmm(pattern, values, B), Dflat @ np.asarray(B), **TOL32)
+    np.testing.assert_allclose(xla.spmm(pattern, values, B), pattern.matmul(values, B), **TOL32)
+    np.testing.assert_allclose(xla.sddmm(pattern, G, B), pattern.sddmm(G, B), **TOL32)
+    crow_x, col_x, perm_x = xla.transpose(pattern)
+    crow_t, col_t, perm = pattern.transpose()
+    np.testing.assert_array_equal(crow_x, crow_t)
+    np.testing.assert_array_equal(col_x, col_t)
     np.testing.assert_array_equal(perm_x, perm)
+    t_pattern, t_perm = pattern.transposed()
+    np.testing.assert_array_equal(t_pattern.crow, crow_t)
+    np.testing.assert_array_equal(t_pattern.col, col_t)
+    np.testing.assert_array_equal(t_perm, perm)
+    assert t_pattern.csr_shape == (M, N)
     np.testing.assert_allclose(t_pattern.todense(values[perm]), Dflat.T, **TOL32)
     np.testing.assert_allclose(pattern.rmatmul(values, G), Dflat.T @ np.asarray(G), **TOL32)
-    np.testing.assert_allclose(_rmatmul_xla(pattern, values, G), Dflat.T @ np.asarray(G), **TOL32)
+    np.testing.assert_allclose(xla.rmatmul(pattern, values, G), Dflat.T @ np.asarray(G), **TOL32)
 
 
 def test_sddmm_blocks_over_columns_without_nnz_by_p_temporary(monkeypatch):
-    import jax_api._pattern as P
-
-    monkeypatch.setattr(P, "_SDDMM_BLOCK_ELEMS", 8)  # force one column per block
+    monkeypatch.setattr(xla, "_SDDMM_BLOCK_ELEMS", 8)  # force one column per block
     D = _dense((7, 5), seed=1).astype(np.float32)
     pattern, _ = Pattern.of(jax_sparse(D, "bcsr"))
     rng = np.random.default_rng(2)
     G, X = rng.standard_normal((7, 5)), rng.standard_normal((5, 5))
-    got = P._sddmm_xla(pattern, jnp.asarray(G, jnp.float32), jnp.asarray(X, jnp.float32))
+    got = xla.sddmm(pattern, jnp.asarray(G, jnp.float32), jnp.asarray(X, jnp.float32))
     rows, cols = np.nonzero(D)
     np.testing.assert_allclose(got[: len(rows)], (G @ X.T)[rows, cols], **TOL32)
 

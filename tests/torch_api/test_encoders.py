@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from tests.helpers import tol
+from tests.references import pairwise_dense, pairwise_entries, pairwise_mask
 from torch_api import sparse_mm
 from torch_api.encoders import PairwiseEncoder, pairwise_indices, pairwise_offsets
 
@@ -45,37 +46,19 @@ def ref_offsets(radius, nsp, C, relation, upper, diag):
 
 
 def ref_dense(values, volume_shape, offsets):
-    """Dense ``(S, S)`` matrix by looping over offsets and voxels (values: (K, C, *spatial))."""
-    S = math.prod(volume_shape)
-    D = torch.zeros(S, S, dtype=values.dtype)
-    mask = torch.zeros(S, S, dtype=torch.bool)
-    for k, o in enumerate(offsets):
-        for p in itertools.product(*(range(n) for n in volume_shape)):
-            q = tuple(a - b for a, b in zip(p, o, strict=True))
-            if all(0 <= x < n for x, n in zip(q, volume_shape, strict=True)):
-                row = int(np.ravel_multi_index(p, volume_shape))
-                col = int(np.ravel_multi_index(q, volume_shape))
-                assert not mask[row, col], "two offsets hit one entry"
-                D[row, col] = values[(k, *p)]
-                mask[row, col] = True
-    return D, mask
+    """Dense ``(S, S)`` matrix of ``values`` (K, C, *spatial) and its stored-entry mask, from the
+    contract entry by entry (tests/references.py)."""
+    D = torch.from_numpy(pairwise_dense(values, volume_shape, offsets))
+    return D, torch.from_numpy(pairwise_mask(volume_shape, offsets))
 
 
 def ref_dense_differentiable(values, volume_shape, offsets):
     """The same matrix as a differentiable function of ``values`` (for gradient references)."""
-    _, mask = ref_dense(values.detach(), volume_shape, offsets)
+    rows, cols, src = (torch.from_numpy(x) for x in pairwise_entries(volume_shape, offsets))
     S = math.prod(volume_shape)
-    rows, cols, src = [], [], []
-    for k, o in enumerate(offsets):
-        for p in itertools.product(*(range(n) for n in volume_shape)):
-            q = tuple(a - b for a, b in zip(p, o, strict=True))
-            if all(0 <= x < n for x, n in zip(q, volume_shape, strict=True)):
-                rows.append(int(np.ravel_multi_index(p, volume_shape)))
-                cols.append(int(np.ravel_multi_index(q, volume_shape)))
-                src.append(int(np.ravel_multi_index((k, *p), values.shape)))
-    flat = values.reshape(-1)[torch.tensor(src)]
-    return torch.zeros(S, S, dtype=values.dtype).index_put(
-        (torch.tensor(rows), torch.tensor(cols)), flat
+    flat = values.reshape(-1)[src.to(values.device)]
+    return torch.zeros(S, S, dtype=values.dtype, device=values.device).index_put(
+        (rows.to(values.device), cols.to(values.device)), flat
     )
 
 
@@ -340,7 +323,8 @@ def test_bad_values():
 @pytest.mark.parametrize("batched", [False, True])
 def test_sparse_with_values_samples_any_gradient_at_the_pattern(layout, batched):
     # batch items with different patterns (equal nnz), gradients of another layout or pattern
-    from torch_api._encoders import _index_tensors, _values_at, sparse_with_values
+    from torch_api._encoders import _index_tensors, _values_at
+    from torch_api._pattern import sparse_with_values
 
     g = torch.Generator().manual_seed(0)
     n = 5

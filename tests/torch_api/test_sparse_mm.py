@@ -46,36 +46,38 @@ def test_matches_dense(layout, batch, dtype, index_dtype):
     torch.testing.assert_close(Bv.grad, dBr, **tol(dtype))
 
 
+def _with_values(S, values):
+    """S's pattern holding ``values`` (differentiable in ``values``)."""
+    if S.layout == torch.sparse_coo:
+        return torch.sparse_coo_tensor(S.indices(), values, S.shape, is_coalesced=True)
+    return torch.sparse_csr_tensor(S.crow_indices(), S.col_indices(), values, S.shape)
+
+
 def test_gradcheck(layout, batch):
     sa, sb, _ = shapes(batch)
     S = to_sparse(random_dense(sa, seed=2), layout)
 
     def f(values, B):
-        if layout == torch.sparse_coo:
-            A = torch.sparse_coo_tensor(S.indices(), values, S.shape, is_coalesced=True)
-        else:
-            A = torch.sparse_csr_tensor(S.crow_indices(), S.col_indices(), values, S.shape)
-        return sparse_mm(A, B)
+        return sparse_mm(_with_values(S, values), B)
 
     values = S.values().clone().requires_grad_()
     B = torch.randn(sb, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(f, (values, B))
 
 
-def test_needs_input_grad_paths(layout):
-    D = random_dense((N, M), seed=3)
-    B = torch.randn(M, P, dtype=torch.float64)
-    G = torch.randn(N, P, dtype=torch.float64)
-    _, dDr, dBr = dense_reference(D, B, G)
-    A = to_sparse(D, layout).requires_grad_()  # only A
-    (sparse_mm(A, B) * G).sum().backward()
-    assert_sparse_grad(A.grad, A, dDr)
-    A = to_sparse(D, layout)  # only B
-    Bv = B.clone().requires_grad_()
-    (sparse_mm(A, Bv) * G).sum().backward()
-    torch.testing.assert_close(Bv.grad, dBr)
-    assert A.grad is None
-    assert not sparse_mm(A, B).requires_grad  # neither
+def test_vector_b(layout, batch):
+    """A vector B ((m,), or (b, m) for a batched A) gives a vector, as in jax_api."""
+    sa, _, _ = shapes(batch)
+    D = random_dense(sa, seed=4)
+    S = to_sparse(D, layout)
+    b = torch.randn(sa[:-2] + sa[-1:], dtype=torch.float64)
+    y = sparse_mm(S, b)
+    assert y.shape == sa[:-1]
+    torch.testing.assert_close(y, (D @ b.unsqueeze(-1)).squeeze(-1))
+
+    values = S.values().clone().requires_grad_()
+    f = lambda v, b: sparse_mm(_with_values(S, v), b)
+    assert torch.autograd.gradcheck(f, (values, b.clone().requires_grad_()))
 
 
 def test_noncoalesced_coo():
@@ -170,8 +172,8 @@ def test_bad_inputs():
         sparse_mm(A, B[:-1])
     with pytest.raises(ValueError, match="B: expected dtype torch.float64"):
         sparse_mm(A, B.float())
-    with pytest.raises(ValueError, match="B: expected a 2-D tensor"):
-        sparse_mm(A, B[0])
+    with pytest.raises(ValueError, match="B: expected a 1 or 2-D tensor"):
+        sparse_mm(A, B[None])
     with pytest.raises(ValueError, match="A: expected float32 or float64"):
         sparse_mm(D.to(torch.int64).to_sparse(), B)
     with pytest.raises(ValueError, match="A: expected a 2 or 3-D sparse tensor"):
@@ -182,8 +184,8 @@ def test_batch_mismatch(layout):
     A = to_sparse(random_dense((2, N, M), seed=9), layout)
     with pytest.raises(ValueError, match="B: expected batch size 2"):
         sparse_mm(A, torch.randn(3, M, P, dtype=torch.float64))
-    with pytest.raises(ValueError, match="B: expected a 3-D tensor"):
-        sparse_mm(A, torch.randn(M, P, dtype=torch.float64))
+    with pytest.raises(ValueError, match="B: expected a 2 or 3-D tensor"):
+        sparse_mm(A, torch.randn(M, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("layout", [torch.sparse_coo, torch.sparse_csr], ids=["coo", "csr"])

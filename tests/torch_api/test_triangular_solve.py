@@ -113,23 +113,6 @@ def test_gradcheck(upper, unitriangular, transpose, layout, batch):
     assert torch.autograd.gradcheck(f, (values, B))
 
 
-def test_needs_input_grad_paths(layout):
-    D = tri_dense((N, N), False, False)
-    B = torch.randn(N, 2, dtype=torch.float64)
-    G = torch.randn(N, 2, dtype=torch.float64)
-    _, dDr, dBr = dense_reference(D, B, G, False, False, False)
-    A = make(D, layout, torch.int64)  # only A
-    (sparse_triangular_solve(A, B, upper=False) * G).sum().backward()
-    assert_sparse_grad(A.grad, A, dDr)
-    A = to_sparse(D, layout)  # only B
-    Bv = B.clone().requires_grad_()
-    (sparse_triangular_solve(A, Bv, upper=False) * G).sum().backward()
-    torch.testing.assert_close(Bv.grad, dBr)
-    assert A.grad is None
-    X = sparse_triangular_solve(A, B, upper=False)  # neither
-    assert not X.requires_grad
-
-
 def test_noncoalesced_coo():
     D = tri_dense((N, N), False, False)
     C = D.to_sparse_coo().coalesce()
@@ -235,7 +218,7 @@ def test_batch_mismatch():
 
 @pytest.mark.parametrize("upper", [False, True])
 def test_side_check_without_row_array_matches_the_entrywise_check(upper):
-    from torch_api._triangular_solve import _side_ok
+    from bridge.internal.csr_checks import side_ok as _side_ok
 
     rng = np.random.default_rng(0)
     for trial in range(200):
@@ -271,7 +254,7 @@ def test_remembered_structure_still_checks_each_calls_diagonal(layout):
 @pytest.mark.parametrize("unitriangular", [False, True])
 def test_sorted_fast_path_agrees_with_the_dense_matrix(upper, unitriangular):
     # the O(n) reading of sorted rows passes exactly the valid matrices, and finds the diagonal
-    from torch_api._triangular_solve import _sorted_fast_path
+    from bridge.internal.csr_checks import sorted_fast_path as _sorted_fast_path
 
     rng = np.random.default_rng(1)
     for trial in range(400):

@@ -80,13 +80,6 @@ def as_operator(A: object, name: str, *, transpose: bool = False) -> MatVec:
     raise type_error(name, A, "a sparse COO/CSR tensor, a dense tensor or a callable")
 
 
-def operator_shape(A: object) -> tuple[int, int] | None:
-    """``(rows, cols)`` of a tensor operator (per batch item), ``None`` for a callable."""
-    if isinstance(A, torch.Tensor):
-        return int(A.shape[-2]), int(A.shape[-1])
-    return None
-
-
 def check_operator_dtype(
     name: str, A: object, rhs: torch.Tensor, rhs_name: str, *, square: bool = False
 ) -> None:

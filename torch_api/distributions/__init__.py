@@ -1,5 +1,7 @@
-"""Sparse Gaussian distributions."""
+"""Sparse Gaussian distributions; importing this registers their ``kl_divergence``."""
 
-from .._distributions import SparseMultivariateNormal, SparseMultivariateNormalNative
+from .. import _kl  # noqa: F401  (registers kl_divergence with torch.distributions)
+from .._distributions import SparseMultivariateNormal
+from .._distributions_native import SparseMultivariateNormalNative
 
 __all__ = ["SparseMultivariateNormal", "SparseMultivariateNormalNative"]

@@ -1,5 +1,7 @@
-"""Encoders building sparse matrices from dense per-offset values ."""
+"""Encoders building sparse matrices from dense per-offset values."""
 
-from .._encoders import PairwiseEncoder, pairwise_indices, pairwise_offsets
+from bridge.internal.pairwise import pairwise_indices, pairwise_offsets
+
+from .._encoders import PairwiseEncoder
 
 __all__ = ["PairwiseEncoder", "pairwise_indices", "pairwise_offsets"]

@@ -1,0 +1,196 @@
+"""The pairwise encoder's value-independent part in NumPy, shared by ``torch_api`` and ``jax_api``.
+
+The contract: the volume ``(C, *spatial)`` is numbered in C order; the k-th offset ``o`` puts
+``values[k][p]`` at ``(row = p, col = p - o)`` for every voxel ``p`` with ``p - o`` inside the
+volume.
+
+- :func:`pairwise_offsets` -- the ordered offset list.
+- :func:`pairwise_nnz` -- the number of stored entries, without building anything (for index
+  dtype guards before allocation).
+- :func:`pairwise_indices` -- rows, columns, CSR row pointers, and for every stored entry its
+  flat position in ``values`` (``value_index``) and its position in the offset-major list
+  (``permutation``, the original's ``csr_permutation``).
+
+Stored entries are produced directly in row-major (CSR = coalesced COO) order without a sort:
+within one row ``p`` the column ``p - lin(o)`` increases as the linear offset ``lin(o)``
+decreases, and at most one offset of a given ``lin(o)`` is valid per row, so one fixed ordering
+of the offsets sorts every row. A frontend's forward is then a single gather
+``values.reshape(-1)[value_index]`` whose backward is a scatter of the same size.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["RELATIONS", "PairwiseIndices", "pairwise_indices", "pairwise_nnz", "pairwise_offsets"]
+
+RELATIONS = ("indep", "intra", "inter")
+
+
+def pairwise_offsets(
+    radius: float,
+    spatial_dims: int,
+    channels: int = 1,
+    relation: str = "indep",
+    upper: bool | None = None,
+    diag: bool = False,
+) -> list[tuple[int, ...]]:
+    """The encoder's ordered offsets ``(dc, ds_1, ..., ds_N)`` (pure Python).
+
+    Args:
+        radius: spatial radius, ``>= 1``; spatial offsets are the integer points of the closed
+            ball of that radius, origin excluded.
+        spatial_dims: number of spatial dimensions ``N >= 1``.
+        channels: number of channels ``C``.
+        relation: ``"indep"``, ``"intra"`` (adds ``(c, 0, ..., 0)``) or ``"inter"`` (adds
+            ``(c, s)`` too), for ``c = 1..C-1``; the last two need ``C > 1``.
+        upper: ``False`` keeps offsets whose first non-zero component is positive (lower
+            triangle), ``True`` those whose first non-zero is negative, ``None`` all.
+        diag: put the zero offset first.
+
+    Returns:
+        Sorted by (squared length with the channel component scaled by 10, absolute values,
+        signs ``>= 0``); the zero offset (if ``diag``) first.
+
+    Example:
+        >>> pairwise_offsets(1, 1, upper=False)
+        [(0, 1)]
+    """
+    if isinstance(radius, bool) or not isinstance(radius, numbers.Real) or not radius >= 1:
+        raise ValueError(f"radius: expected a number >= 1, got {radius!r}.")
+    if isinstance(spatial_dims, bool) or not isinstance(spatial_dims, int) or spatial_dims < 1:
+        raise ValueError(f"spatial_dims: expected an integer >= 1, got {spatial_dims!r}.")
+    if relation not in RELATIONS:
+        raise ValueError(f"channel_voxel_relation: expected one of {RELATIONS}, got {relation!r}.")
+    if relation != "indep" and channels < 2:
+        raise ValueError(
+            f"channel_voxel_relation: {relation!r} needs more than one channel, got C={channels}; "
+            f"use 'indep'."
+        )
+    if upper not in (True, False, None):
+        raise ValueError(f"upper: expected True, False or None, got {upper!r}.")
+
+    r = math.floor(radius)
+    spatial = [
+        s
+        for s in itertools.product(range(-r, r + 1), repeat=spatial_dims)
+        if any(s) and sum(x * x for x in s) <= radius * radius
+    ]
+    zero = (0,) * spatial_dims
+    offsets = [(0, *s) for s in spatial]
+    if relation != "indep":
+        offsets += [(c, *zero) for c in range(1, channels)]
+    if relation == "inter":
+        offsets += [(c, *s) for c in range(1, channels) for s in spatial]
+
+    def first_nonzero(o):
+        return next(x for x in o if x != 0)
+
+    if upper is False:
+        offsets = [o for o in offsets if first_nonzero(o) > 0]
+    elif upper is True:
+        offsets = [o for o in offsets if first_nonzero(o) < 0]
+    offsets.sort(
+        key=lambda o: (
+            100 * o[0] * o[0] + sum(x * x for x in o[1:]),
+            tuple(abs(x) for x in o),
+            tuple(x >= 0 for x in o),
+        )
+    )
+    return ([(0, *zero)] if diag else []) + offsets
+
+
+class PairwiseIndices(NamedTuple):
+    """The value-independent part of the encoder, in CSR (= coalesced COO) order; NumPy int64."""
+
+    rows: np.ndarray  # (nnz,) row of each stored entry
+    cols: np.ndarray  # (nnz,) column of each stored entry
+    crow: np.ndarray  # (S + 1,) CSR row pointers
+    value_index: np.ndarray  # (nnz,) flat position in values (K, C, *spatial) of each entry
+    permutation: np.ndarray  # (nnz,) offset-major position of each entry (csr_permutation)
+
+
+def _check_volume_and_offsets(volume_shape, offsets) -> None:
+    ints = (int, np.integer)
+    if not isinstance(volume_shape, (tuple, list)) or not all(
+        isinstance(n, ints) and not isinstance(n, bool) and n > 0 for n in volume_shape
+    ):
+        raise ValueError(
+            f"volume_shape: expected a tuple of positive integers, got {volume_shape!r}."
+        )
+    for o in offsets:
+        if len(tuple(o)) != len(volume_shape) or not all(isinstance(x, ints) for x in o):
+            raise ValueError(
+                f"offsets: expected integer tuples of length {len(volume_shape)} (one component "
+                f"per axis of volume_shape), got {o!r}."
+            )
+
+
+def pairwise_nnz(volume_shape: tuple[int, ...], offsets: list[tuple[int, ...]]) -> int:
+    """The number of entries :func:`pairwise_indices` stores, in O(len(offsets) * ndim).
+
+    Offset ``o`` is valid at the voxels of the box ``max(o, 0) <= p < shape + min(o, 0)``, of
+    ``prod(shape - |o|)`` voxels, each one stored entry. Exact Python integers, so the count
+    cannot overflow.
+
+    Example:
+        >>> pairwise_nnz((1, 4), [(0, 1), (0, 0)])
+        7
+    """
+    _check_volume_and_offsets(volume_shape, offsets)
+    return sum(
+        math.prod(max(int(n) - abs(int(x)), 0) for n, x in zip(volume_shape, o, strict=True))
+        for o in offsets
+    )
+
+
+def pairwise_indices(
+    volume_shape: tuple[int, ...], offsets: list[tuple[int, ...]]
+) -> PairwiseIndices:
+    """Indices of the encoder's matrix for ``offsets`` on a ``(C, *spatial)`` volume (NumPy).
+
+    Entry ``e`` is ``(rows[e], cols[e]) = values.reshape(-1)[value_index[e]]`` for values of
+    shape ``(len(offsets), C, *spatial)``. The offset-major order (offset by offset, voxels in C
+    order) is the order of the original's concatenated values; ``permutation[e]`` is entry
+    ``e``'s place in it. Cost O(S * len(offsets)), no sort.
+
+    Example:
+        >>> pairwise_indices((1, 3), [(0, 1)]).cols
+        array([0, 1])
+    """
+    _check_volume_and_offsets(volume_shape, offsets)
+    shape = np.asarray(volume_shape, dtype=np.int64)
+    off = np.asarray(offsets, dtype=np.int64).reshape(len(offsets), len(volume_shape))
+    S, K = int(np.prod(shape)), len(offsets)
+    strides = np.ones(len(shape), dtype=np.int64)
+    strides[:-1] = np.cumprod(shape[::-1])[::-1][1:]
+    lin = off @ strides
+    order = np.argsort(-lin, kind="stable")  # columns ascend within every row
+
+    valid = np.ones((*volume_shape, K), dtype=bool)
+    for d, n in enumerate(volume_shape):
+        p = np.arange(n)[:, None] - off[order, d][None, :]  # (n, K): coordinate of p - o
+        ok = (p >= 0) & (p < n)
+        valid &= ok.reshape((1,) * d + (n,) + (1,) * (len(volume_shape) - d - 1) + (K,))
+    rows, kk = np.nonzero(valid.reshape(S, K))
+    k = order[kk]
+    cols = rows - lin[k]
+    value_index = k * S + rows
+    counts = np.bincount(rows, minlength=S)
+    crow = np.zeros(S + 1, dtype=np.int64)
+    np.cumsum(counts, out=crow[1:])
+
+    # offset-major position: the valid voxels of offset o form the box lo <= p < hi
+    lo = np.maximum(off, 0)
+    box = shape[None, :] - np.abs(off)  # (K, ndim) extent of each box
+    box_strides = np.ones_like(box)
+    box_strides[:, :-1] = np.cumprod(box[:, ::-1], axis=1)[:, ::-1][:, 1:]
+    start = np.concatenate([[0], np.cumsum(np.prod(box, axis=1))[:-1]])
+    coords = np.stack(np.unravel_index(rows, volume_shape), axis=1)  # (nnz, ndim)
+    permutation = start[k] + np.sum((coords - lo[k]) * box_strides[k], axis=1)
+    return PairwiseIndices(rows, cols, crow, value_index, permutation)

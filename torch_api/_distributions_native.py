@@ -1,0 +1,107 @@
+"""``SparseMultivariateNormalNative``: an LL^T Gaussian sampled with ``torch.sparse.mm`` only."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.distributions import Distribution, constraints
+
+from ._pattern import Pattern
+from ._sparse_factor import GaussianBase, SparseLowerTriangular, sum_log_diagonal
+from ._validate import check_dense, check_match, check_sparse
+
+_LOG_2PI = math.log(2 * math.pi)
+_NO_SAMPLE = torch.Size()
+
+
+class SparseMultivariateNormalNative(GaussianBase, Distribution):
+    """LL^T covariance Gaussian with an unbatched CSR factor, sampled with ``torch.sparse.mm``.
+
+    Args:
+        loc: mean ``(n,)``.
+        scale_tril: sparse CSR ``(n, n)``, lower triangular with a positive diagonal.
+        validate_args: check the factor's triangularity and diagonal.
+
+    ``log_prob`` needs a triangular solve, which is outside ``torch.sparse.mm``; use
+    :class:`SparseMultivariateNormal` for densities. ``expand`` shares the factor.
+
+    Example:
+        >>> L = torch.tensor([[1.0, 0.0], [0.5, 2.0]]).to_sparse_csr()
+        >>> SparseMultivariateNormalNative(torch.zeros(2), L).rsample((4,)).shape
+        torch.Size([4, 2])
+    """
+
+    arg_constraints = {
+        "loc": constraints.real_vector,
+        "scale_tril": SparseLowerTriangular(positive_diagonal=True),
+    }
+    support = constraints.real_vector
+    has_rsample = True
+
+    def __init__(self, loc, scale_tril, validate_args=None):
+        loc = check_dense("loc", loc, ndims=(1,))
+        scale_tril = check_sparse(
+            "scale_tril", scale_tril, layouts=(torch.sparse_csr,), ndims=(2,), square=True
+        )
+        check_match("loc", loc, "scale_tril", scale_tril)
+        if scale_tril.shape[-1] != loc.shape[-1]:
+            raise ValueError(
+                f"scale_tril: expected shape ({loc.shape[-1]}, {loc.shape[-1]}) to match loc, "
+                f"got shape {tuple(scale_tril.shape)}."
+            )
+        self._loc, self._scale_tril = loc, scale_tril
+        super().__init__(torch.Size(), loc.shape, validate_args=validate_args)
+
+    @property
+    def scale_tril(self) -> torch.Tensor:
+        return self._scale_tril
+
+    def __repr__(self) -> str:
+        L = self._scale_tril
+        return (
+            f"{type(self).__name__}(loc: {tuple(self._loc.shape)}, scale_tril: {tuple(L.shape)} "
+            f"sparse_csr nnz={L._nnz()}, LL^T covariance factor, batch_shape="
+            f"{tuple(self.batch_shape)}, event_shape={tuple(self.event_shape)}, "
+            f"dtype={self._loc.dtype})"
+        )
+
+    def expand(self, batch_shape, _instance=None):
+        """This distribution over ``batch_shape``, sharing the (unbatched) factor."""
+        batch_shape = torch.Size(batch_shape)
+        new = self._get_checked_instance(SparseMultivariateNormalNative, _instance)
+        new._loc = self._loc.expand(batch_shape + self.event_shape)
+        new._scale_tril = self._scale_tril
+        super(SparseMultivariateNormalNative, new).__init__(
+            batch_shape, self.event_shape, validate_args=False
+        )
+        new._validate_args = self._validate_args
+        return new
+
+    def log_prob(self, value):
+        raise NotImplementedError(
+            "log_prob: the density needs a triangular solve with scale_tril, which "
+            "torch.sparse.mm (all this class uses) cannot do; use SparseMultivariateNormal "
+            "(same arguments) for densities."
+        )
+
+    @property
+    def variance(self) -> torch.Tensor:
+        L = self._scale_tril
+        rows = Pattern.of(L)[0].rows().long()
+        v = L.values()
+        out = (v * v).new_zeros(L.shape[0]).index_add(0, rows, v * v)
+        return out.expand(self.batch_shape + self.event_shape)
+
+    def entropy(self) -> torch.Tensor:
+        n = self._loc.shape[-1]
+        L = self._scale_tril
+        out = 0.5 * n * (1.0 + _LOG_2PI) + sum_log_diagonal(L, L.values())
+        return out.expand(self.batch_shape)
+
+    def rsample(self, sample_shape=_NO_SAMPLE) -> torch.Tensor:
+        shape = self._extended_shape(torch.Size(sample_shape))
+        eps = torch.randn(shape, dtype=self._loc.dtype, device=self._loc.device)
+        n = self._loc.shape[-1]
+        x = torch.sparse.mm(self._scale_tril, eps.reshape(-1, n).transpose(0, 1))
+        return self._loc + x.transpose(0, 1).reshape(shape)

@@ -1,0 +1,8 @@
+"""Public names of ``torchsparsegradutils.jax.jax_sparse_solve``.
+
+Kept importable under that path; defined in ``torch_api`` and only re-exported here.
+"""
+
+from torch_api import sparse_solve_j4t
+
+__all__ = ["sparse_solve_j4t"]

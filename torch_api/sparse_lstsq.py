@@ -1,0 +1,8 @@
+"""Public names of ``torchsparsegradutils.sparse_lstsq``.
+
+Kept importable under that path; defined in ``torch_api`` and only re-exported here.
+"""
+
+from torch_api import sparse_generic_lstsq
+
+__all__ = ["sparse_generic_lstsq"]
