@@ -12,7 +12,6 @@ import argparse
 import importlib
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -27,6 +26,7 @@ MODULES = (
     "logsumexp",
     "encoder",
     "memory_scaling",
+    "eager",
 )
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 INDEX = {"int32": torch.int32, "int64": torch.int64}
@@ -76,30 +76,6 @@ def _child_env(args) -> dict | None:
     return {**os.environ, **want}
 
 
-class Progress:
-    """One updating status line on a terminal, a line per case otherwise."""
-
-    def __init__(self, total: int):
-        self.total, self.done, self.tty = total, 0, sys.stderr.isatty()
-        self.start = time.perf_counter()
-
-    def __call__(self, msg: str) -> None:
-        if self.tty:
-            bar = "#" * int(20 * self.done / max(self.total, 1))
-            elapsed = time.perf_counter() - self.start
-            line = f"[{bar:<20}] {self.done}/{self.total} {elapsed:5.0f}s {msg}"
-            sys.stderr.write("\r" + line[:150].ljust(150))
-            sys.stderr.flush()
-
-    def step(self, label: str) -> None:
-        self.done += 1
-        if self.tty:
-            sys.stderr.write("\r" + " " * 150 + "\r")
-        else:
-            elapsed = time.perf_counter() - self.start
-            print(f"[{self.done}/{self.total}] {elapsed:.0f}s {label}", file=sys.stderr, flush=True)
-
-
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
@@ -118,6 +94,7 @@ def main(argv=None) -> int:
     from benchmarks import _report
     from benchmarks._harness import measure
     from benchmarks._problems import Config
+    from benchmarks._progress import Progress
 
     cfg = Config.for_suite(
         args.suite, device=args.device, dtype=DTYPES[args.dtype],
@@ -155,7 +132,7 @@ def main(argv=None) -> int:
         scaling.extend(mod.run(cfg, progress))
         progress.step(mod.__name__)
 
-    ratios = _report.ratio_rows(runs)
+    ratios = _report.ratio_rows(runs, at_goal_sizes=_report.at_goal_sizes(cfg))
     goals = [r for r in ratios if "limit" in r]
     _report.print_goals(goals, cfg.suite)
     _report.write_csv(out / f"{tag}-results.csv", _report.result_rows(runs), env_info)
@@ -169,7 +146,7 @@ def main(argv=None) -> int:
         try:
             from benchmarks import _plots
         except ImportError as exc:
-            print(f"no plots: {exc} (pip install 'sparsegradutils[bench]')")
+            print(f"no plots: {exc} (pip install -e '.[bench]' in a checkout)")
         else:
             plots = _plots.write_all(out, tag, runs, scaling)
     (out / f"{tag}-summary.md").write_text(summary)

@@ -8,7 +8,11 @@ set (:class:`Goal`). An implementation's factory builds its inputs and returns a
 :func:`measure` runs a case: every runner is built and warmed up (a timed call), its peak
 memory measured in untimed calls (:mod:`benchmarks._memory`), then all of them are
 timed in interleaved rounds (one call of each per round, so a machine's background load falls
-on all alike) until each has ``repeats`` samples or has spent its time budget. A runner that
+on all alike) until each has ``repeats`` samples or has spent its time budget. On a CPU with
+more than one torch thread each round also times every call with ``torch.set_num_threads(1)``:
+on a shared machine torch's threads wait for a busy core (an MKL CSR product of a 16^3 stencil
+took 24 ms with 2 threads against 0.35 ms with 1 while another process held a core), and a
+default-thread time more than :data:`CONTENTION` times the one-thread time is flagged. A runner that
 cannot run is recorded with the reason, not dropped:
 ``not installed``, ``unsupported``, ``oom`` (estimated ahead for the baselines known to densify,
 or raised), or ``error``.
@@ -16,6 +20,7 @@ or raised), or ``error``.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import statistics
@@ -24,7 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from benchmarks import _memory
+
+CONTENTION = 2.0  # default threads slower than one thread by more than this: flagged
 
 
 class Unsupported(Exception):
@@ -81,6 +90,9 @@ class Result:
     memory_method: str = ""
     budget_hit: bool = False
     note: str = ""  # how it was measured, where that differs from the rule
+    threads: int = 1  # torch's intra-op threads of the default-thread samples
+    fwd_1t_s: list = field(default_factory=list)  # the same calls with torch at one thread
+    fwdbwd_1t_s: list = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -89,6 +101,11 @@ class Result:
     def median(self, metric: str) -> float | None:
         xs = getattr(self, metric)
         return statistics.median(xs) if xs else None
+
+    def contention(self, metric: str = "fwdbwd_s") -> float | None:
+        """default-thread / one-thread median time when over :data:`CONTENTION`, else None."""
+        a, b = self.median(metric), self.median(metric.replace("_s", "_1t_s"))
+        return a / b if a and b and a > CONTENTION * b else None
 
 
 @dataclass
@@ -120,7 +137,25 @@ def time_ratio(ours: str, base: str, metric: str = "fwdbwd_s") -> Callable:
         ta, tb = a.median(metric), b.median(metric)
         return ta / tb if ta is not None and tb else None
 
+    value.timing = (ours, base, metric)  # read by ratio_spread and the one-thread ratio
     return value
+
+
+def ratio_spread(res: dict[str, Result], ours: str, base: str, metric: str):
+    """``(min, max, rounds)`` of ``ours / base`` over the timing rounds (None if a side is
+    missing): rounds are interleaved, so sample i of each was taken in round i; with fewer than
+    two paired rounds, the widest the samples allow (``min/max`` and ``max/min``)."""
+    a, b = res.get(ours), res.get(base)
+    if a is None or b is None or not (a.ok and b.ok):
+        return None
+    xs, ys = getattr(a, metric), getattr(b, metric)
+    if not xs or not ys or not all(ys):
+        return None
+    n = min(len(xs), len(ys))
+    if n >= 2:
+        ratios = [x / y for x, y in zip(xs[:n], ys[:n], strict=True)]
+        return min(ratios), max(ratios), n
+    return min(xs) / max(ys), max(xs) / min(ys), n
 
 
 def memory_ratio(ours: str, base: str, peak: str = "step_peak") -> Callable:
@@ -170,6 +205,7 @@ def measure(
     slow_s: float = math.inf,
     progress: Callable[[str], None] = lambda msg: None,
     verbose: bool = False,
+    one_thread: bool | None = None,
 ) -> dict[str, Result]:
     """Build, warm up, measure memory, then time every implementation of ``case``.
 
@@ -177,24 +213,40 @@ def measure(
     seconds, but never fewer than ``min_samples``. A baseline whose warm-up call took over
     ``slow_s`` seconds (far slower than the rest) keeps that call as its only time, and its
     memory is not measured (its ``note`` says so): one-time costs are small beside such a call,
-    and measuring it like the others would take most of the suite's time.
+    and measuring it like the others would take most of the suite's time. ``one_thread``: also
+    time each call at one torch thread (None: on a CPU whose torch uses more than one).
     """
+    if one_thread is None:
+        one_thread = device == "cpu" and torch.get_num_threads() > 1
     # what exists before the case (modules, earlier cases' records) is set aside from the garbage
     # collector, so the collection before each memory measurement only walks this case's objects
     gc.collect()
     gc.freeze()
     try:
-        return _measure(case, device, repeats, budget_s, min_samples, slow_s, progress, verbose)
+        return _measure(case, device, repeats, budget_s, min_samples, slow_s, progress, verbose,
+                        one_thread)
     finally:
         gc.unfreeze()
 
 
-def _measure(case, device, repeats, budget_s, min_samples, slow_s, progress, verbose):
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """torch's intra-op thread count set to ``n`` inside the block, restored after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _measure(case, device, repeats, budget_s, min_samples, slow_s, progress, verbose, one_thread):
     results: dict[str, Result] = {}
     runners: dict[str, Runner] = {}
     available = _memory.available_bytes(device)
+    threads = torch.get_num_threads()
     for impl in case.impls:
-        res = results[impl.name] = Result(impl.name, impl.ours)
+        res = results[impl.name] = Result(impl.name, impl.ours, threads=threads)
         if impl.needs_bytes and impl.needs_bytes > available:
             res.status = (
                 f"oom: needs about {impl.needs_bytes / 2**30:.1f} GiB, "
@@ -243,11 +295,16 @@ def _measure(case, device, repeats, budget_s, min_samples, slow_s, progress, ver
         progress(f"{case.op} [{case.problem}]: timing round {r + 1}")
         for name in live:
             runner, res = runners[name], results[name]
-            _, t = _memory.timed_call(runner.forward)
-            res.fwd_s.append(t)
-            spent[name] += t
+            calls = [("fwd", runner.forward)]
             if runner.differentiable:
-                _, t = _memory.timed_call(runner.forward_backward)
-                res.fwdbwd_s.append(t)
+                calls.append(("fwdbwd", runner.forward_backward))
+            for metric, call in calls:
+                _, t = _memory.timed_call(call)
+                getattr(res, f"{metric}_s").append(t)
                 spent[name] += t
+                if one_thread:
+                    with torch_threads(1):
+                        _, t = _memory.timed_call(call)
+                    getattr(res, f"{metric}_1t_s").append(t)
+                    spent[name] += t
     return results

@@ -105,7 +105,7 @@ def tsgu():
         import torchsparsegradutils
     except ImportError as exc:
         raise ImportError(
-            "torchsparsegradutils 0.2.7 (pip install 'sparsegradutils[bench]')"
+            "torchsparsegradutils 0.2.7 (pip install -e '.[bench]' in a checkout)"
         ) from exc
     return torchsparsegradutils
 

@@ -25,9 +25,20 @@ it is recorded as ``oom`` ahead where that does not fit (the full suite's volume
 Memory counts the values, the mean and diagonal and the encoder's cached index arrays as inputs.
 
 Goals (issue 5): the torch_api CSR path costs at most 1.2x the COO path's peak memory (inputs +
-forward+backward peak) and time (forward+backward). The memory method on the CPU sees only
-buffers above the mmap threshold (128 KiB), so the quick suite's small volume gives a coarse
-memory ratio; the full suite's volume is the one the goal is set on.
+forward+backward peak) and time (forward+backward).
+
+The build cases time and measure the encoder's construction alone (its index arrays), at the
+size of torchsparsegradutils' README example in the full suite: ``PairwiseEncoder(radius=2,
+volume_shape=(4, 64, 64, 64))`` (both triangles, no diagonal: 32 offsets, 1,048,576 rows,
+32.5M stored entries; quick suite ``(2, 12, 12, 12)``; a ``--size k`` below the pipeline's
+side shrinks it too), in COO and CSR, ours against tsgu
+0.2.7's. Goal (issue 18): each torch_api layout builds at least as fast and as lean (the bytes
+the build adds at its peak) as the better of tsgu's two layouts, its COO build (tsgu's CSR
+build took 132 s and 11 GB there, recorded as ``oom`` ahead where that does not fit).
+
+The memory method on the CPU sees only buffers above the mmap threshold (128 KiB), so the quick
+suite's small volume gives a coarse memory ratio; the full suite's volume is the one the goals
+are set on.
 """
 
 from __future__ import annotations
@@ -42,6 +53,8 @@ from benchmarks._runners import jax_runner, torch_runner, tsgu
 
 RADIUS = 2
 CHANNELS_AND_SIDE = {"quick": (2, 12), "full": (4, 32)}
+BUILD_CHANNELS_AND_SIDE = {"quick": (2, 12), "full": (4, 64)}  # full: the original's README
+TSGU_CSR_BUILD_BYTES_PER_ENTRY = 340  # tsgu's CSR build: 11 GB for 32.5M entries (issue 18)
 PARAMS = {
     "scale_tril": "LL^T scale_tril",
     "precision_tril": "LDL^T precision_tril",
@@ -181,4 +194,57 @@ def cases(cfg) -> list[Case]:
         problem = f"{label}, volume {tuple(shape)} r={RADIUS}"
         out.append(Case("PairwiseEncoder+SparseMultivariateNormal.rsample", problem,
                         impls(cfg, param, shape), goals, info))
-    return out
+    return out + build_cases(cfg)
+
+
+def _build_runner(Encoder, shape, layout: str, index_dtype, device) -> Runner:
+    """The encoder's construction as the (non-differentiable) call being measured."""
+
+    def build():
+        return Encoder(RADIUS, shape, layout=TORCH_LAYOUTS[layout], indices_dtype=index_dtype,
+                       device=torch.device(device))
+
+    return Runner(build)
+
+
+def build_cases(cfg) -> list[Case]:
+    from torch_api._encoders import pairwise_nnz, pairwise_offsets
+    from torch_api.encoders import PairwiseEncoder
+
+    channels, side = BUILD_CHANNELS_AND_SIDE[cfg.suite]
+    if cfg.size < CHANNELS_AND_SIDE[cfg.suite][1]:  # --size below the pipeline's side
+        side = min(side, cfg.size)
+    shape = (channels, side, side, side)
+    offsets = pairwise_offsets(RADIUS, 3, channels)
+    nnz = pairwise_nnz(shape, offsets)
+
+    def theirs(layout):
+        def make():
+            tsgu()
+            from torchsparsegradutils.encoders import PairwiseEncoder as Encoder
+
+            return _build_runner(Encoder, shape, layout, _index(cfg, layout), cfg.device)
+
+        return make
+
+    impls = [Impl(f"torch_api {LAYOUT_NAMES[lay]}",
+                  lambda lay=lay: _build_runner(PairwiseEncoder, shape, lay, _index(cfg, lay),
+                                                cfg.device), ours=True)
+             for lay in cfg.layouts]
+    impls += [Impl(f"tsgu 0.2.7 {LAYOUT_NAMES[lay]}", theirs(lay),
+                   needs_bytes=TSGU_CSR_BUILD_BYTES_PER_ENTRY * nnz if lay == "csr" else 0)
+              for lay in cfg.layouts]
+    goals = []
+    if "coo" in cfg.layouts:
+        for lay in cfg.layouts:
+            ours = f"torch_api {LAYOUT_NAMES[lay]}"
+            goals += [
+                Goal(f"{ours} build time <= tsgu 0.2.7 COO's",
+                     time_ratio(ours, "tsgu 0.2.7 COO", "fwd_s"), 1.0, "issue 18"),
+                Goal(f"{ours} build peak memory <= tsgu 0.2.7 COO's",
+                     memory_ratio(ours, "tsgu 0.2.7 COO", "fwd_peak"), 1.0, "issue 18"),
+            ]
+    info = dict(n=math.prod(shape), nnz=nnz, volume="x".join(map(str, shape)), radius=RADIUS,
+                offsets=len(offsets), index_dtype=cfg.index_name("csr"))
+    problem = f"README example, volume {shape} r={RADIUS}, both triangles"
+    return [Case("PairwiseEncoder build", problem, impls, goals, info)]

@@ -6,6 +6,11 @@ import importlib
 from types import ModuleType
 
 _EXTRAS = {"jax": "jax", "jaxlib": "jax", "equinox": "jax", "cupy": "cupy", "cupyx": "cupy"}
+# what each extra installs, for users who add the packages themselves (the project is not on PyPI)
+_PACKAGES = {
+    "jax": "'jax>=0.7' 'jaxlib>=0.7' 'equinox>=0.11'",
+    "cupy": "cupy-cuda13x (CUDA 13) or cupy-cuda12x (CUDA 12)",
+}
 
 
 def require(module: str) -> ModuleType:
@@ -17,7 +22,8 @@ def require(module: str) -> ModuleType:
         extra = _EXTRAS.get(top, top)
         raise ImportError(
             f"{module!r} is needed for this operation but could not be imported ({exc}). "
-            f"Install it with: pip install 'sparsegradutils[{extra}]'"
+            f"Install the extra sparsegradutils[{extra}]: pip install '.[{extra}]' in a "
+            f"checkout of sparsegradutils, or pip install {_PACKAGES.get(extra, extra)}"
         ) from exc
 
 

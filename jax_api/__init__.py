@@ -1,7 +1,8 @@
 """Sparse operations for JAX whose gradients keep the sparsity of their sparse inputs.
 
-The operations of torch_api, with the same names and mathematics, as ``jax.custom_vjp``
-functions and Equinox modules that work under ``jit``, ``vmap`` and ``grad``.
+The operations of torch_api, with the same names and mathematics, as JAX functions and Equinox
+modules that work under ``jit``, ``vmap``, ``grad`` and (products and solves) forward mode and
+higher order.
 """
 
 from bridge._optional import require as _require

@@ -9,7 +9,11 @@ raises ``ValueError`` before anything is computed. On traced arrays (under ``jit
 
 An op calls :func:`check_sparse_indices` before entering its compiled program, and passes
 ``validate=not checked`` to it, so eager calls check once, in Python, and compiled calls check in
-the program.
+the program. Index rules: a BCOO index at or past the shape is padding (as in JAX, whose own
+operations drop it), a negative one is an error; a BCSR needs an ``indptr`` rising from 0 to at
+most ``nse`` and column indices in range before ``indptr[-1]``. The ``indices_sorted`` and
+``unique_indices`` flags are never trusted (:meth:`~jax_api._pattern.Pattern.of` checks the order
+and sorts when needed; duplicates are summed by every kernel).
 """
 
 from __future__ import annotations
@@ -18,35 +22,57 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental.sparse import BCSR
+from jax.experimental.sparse import BCOO, BCSR
 
+from ._sharding import varying_axes
 from ._validate import is_concrete
 
 NEGATIVE_INDEX = (
-    "{name}: expected non-negative indices (an index equal to the shape marks padding), "
+    "{name}: expected non-negative indices (an index at or past the shape marks padding), "
     "got a negative index."
 )
 BAD_INDPTR = (
     "{name}: expected BCSR indptr rising from 0 to at most nse (the number of stored "
     "entries), got a decreasing, negative or too large indptr."
 )
+BAD_COLUMN = (
+    "{name}: expected BCSR column indices in [0, {m}) for the stored entries (those before "
+    "indptr[-1]), got one outside."
+)
 
 
 def runtime_check(x: jax.Array, bad: jax.Array, message: str) -> jax.Array:
     """``x``, raising ``message`` at run time if any ``bad`` is true (also under ``jit``)."""
-    return eqx.error_if(x, bad, message)
+    return _error_if(x, jnp.any(bad), jnp.zeros((), jnp.int32), [message])
 
 
-def _index_failures(indices, indptr, xp) -> list[tuple[object, str]]:
-    """``(bad, message)`` pairs of a malformed index structure, in NumPy (``xp=np``) or JAX;
-    ``indptr`` is ``None`` for a BCOO."""
-    out = [(xp.any(indices < 0), NEGATIVE_INDEX)]
-    if indptr is not None:
-        nse = indices.shape[-1]
-        bad = (xp.any(indptr[..., 0] != 0) | xp.any(indptr[..., 1:] < indptr[..., :-1])
+def _error_if(x, pred, index, messages):
+    """``equinox.branched_error_if``, also inside ``shard_map``: there its branches disagree on
+    a varying ``x``'s type, so the predicate is made the same on every device (``pmax``) and
+    checked on a scalar that ``x`` then depends on (``x + 0``, computed at run time)."""
+    axes = tuple(sorted(varying_axes(x) | varying_axes(pred) | varying_axes(index)))
+    if not axes:
+        return eqx.branched_error_if(x, pred, index, messages)
+    code = jnp.where(pred, index.astype(jnp.int32) + 1, 0)
+    code = jax.lax.pmax(code, axes)
+    token = eqx.branched_error_if(jnp.zeros((), jnp.int32), code > 0,
+                                  jnp.maximum(code - 1, 0), messages)
+    return x + token.astype(x.dtype)
+
+
+def _index_failures(name: str, indices, indptr, m: int, xp) -> list[tuple[object, str]]:
+    """``(bad, message)`` of each way the index arrays of a BCOO (``indptr=None``) or a BCSR
+    with ``m`` columns can be malformed, in NumPy (``xp=np``: concrete arrays) or JAX. A BCOO
+    index at or past the shape is padding (JAX's convention: its own operations drop it), so
+    only negative ones are wrong."""
+    if indptr is None:
+        return [(xp.any(indices < 0), NEGATIVE_INDEX.format(name=name))]
+    nse = indices.shape[-1]
+    bad_ptr = (xp.any(indptr[..., 0] != 0) | xp.any(indptr[..., 1:] < indptr[..., :-1])
                | xp.any(indptr[..., -1] > nse))
-        out.insert(0, (bad, BAD_INDPTR))
-    return out
+    stored = xp.arange(nse) < indptr[..., -1:]
+    bad_col = xp.any(stored & ((indices < 0) | (indices >= m)))
+    return [(bad_ptr, BAD_INDPTR.format(name=name)), (bad_col, BAD_COLUMN.format(name=name, m=m))]
 
 
 def _index_arrays(A):
@@ -60,22 +86,22 @@ def check_sparse_indices(name: str, A) -> bool:
     if not is_concrete(indices, indptr):
         return False
     indptr = None if indptr is None else np.asarray(indptr)
-    for bad, msg in _index_failures(np.asarray(indices), indptr, np):
+    for bad, msg in _index_failures(name, np.asarray(indices), indptr, A.shape[-1], np):
         if bool(bad):
-            raise ValueError(msg.format(name=name))
+            raise ValueError(msg)
     return True
 
 
 def checked_indices(name: str, A):
-    """``A`` whose index arrays raise at run time when malformed (see :func:`runtime_check`)."""
-    indices, indptr = _index_arrays(A)
-    checks = _index_failures(indices, indptr, jnp)
+    """``A`` whose indices raise at run time when malformed (see :func:`runtime_check`).
+
+    One check on ``A.indices``, which every kernel reads (with ``indptr`` for a BCSR), so no
+    kernel runs on malformed indices; the first failing message is reported."""
+    failures = _index_failures(name, *_index_arrays(A), A.shape[-1], jnp)
+    bad = jnp.stack([b for b, _ in failures])
+    indices = _error_if(A.indices, jnp.any(bad), jnp.argmax(bad), [m for _, m in failures])
     flags = {"shape": A.shape, "indices_sorted": A.indices_sorted,
              "unique_indices": A.unique_indices}
-    if indptr is None:
-        ((bad, msg),) = checks
-        return type(A)((A.data, runtime_check(indices, bad, msg.format(name=name))), **flags)
-    (bad_ptr, m_ptr), (bad_idx, m_idx) = checks
-    indptr = runtime_check(indptr, bad_ptr, m_ptr.format(name=name))
-    indices = runtime_check(indices, bad_idx, m_idx.format(name=name))
-    return BCSR((A.data, indices, indptr), **flags)
+    if isinstance(A, BCSR):
+        return BCSR((A.data, indices, A.indptr), **flags)
+    return BCOO((A.data, indices), **flags)

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental.sparse import BCOO, BCSR
 
-from ._checks import runtime_check
+from ._checks import check_sparse_indices, checked_indices, runtime_check
 from ._pattern import Pattern
 from ._sparse_mm import flat_mm, sparse_mm
 from ._triangular_solve import sparse_triangular_solve
@@ -75,9 +75,9 @@ def _apply(op, A, v):
     return jnp.transpose(out, (2, 0, 1)).reshape(*lead, b, n)
 
 
-def _lower_solve(unit: bool, transpose: bool):
+def _lower_solve(unit: bool, transpose: bool, check: bool):
     return lambda A, B: sparse_triangular_solve(
-        A, B, upper=False, unitriangular=unit, transpose=transpose
+        A, B, upper=False, unitriangular=unit, transpose=transpose, check=check
     )
 
 
@@ -174,6 +174,7 @@ class SparseMultivariateNormal(eqx.Module):
     precision_tril: BCOO | BCSR | None
     batch_shape: tuple[int, ...] = eqx.field(static=True)
     event_shape: tuple[int, ...] = eqx.field(static=True)
+    _solve_checks: bool = eqx.field(static=True)
 
     def __init__(
         self, loc, diagonal=None, scale_tril=None, precision_tril=None, validate_args=None
@@ -212,9 +213,13 @@ class SparseMultivariateNormal(eqx.Module):
                 f"broadcast."
             ) from None
         if validate_args and is_concrete(factor, diagonal):
+            check_sparse_indices(name, factor)
             _check_factor_values(name, factor, diagonal is not None, diagonal)
         elif validate_args:  # traced: checked by the program at run time, same messages
+            factor = checked_indices(name, factor)
             factor = _checked_factor(name, factor, diagonal is not None, diagonal)
+        # a validated factor needs no check in every solve (unvalidated ones get the solve's)
+        self._solve_checks = not validate_args
         self.loc, self.diagonal = loc, diagonal
         self.scale_tril = factor if name == "scale_tril" else None
         self.precision_tril = factor if name == "precision_tril" else None
@@ -257,9 +262,9 @@ class SparseMultivariateNormal(eqx.Module):
                 eta = jnp.sqrt(D) * eps
                 x = eta + _apply(sparse_mm, L, eta)
         elif D is None:
-            x = _apply(_lower_solve(False, True), L, eps)
+            x = _apply(_lower_solve(False, True, self._solve_checks), L, eps)
         else:
-            x = _apply(_lower_solve(True, True), L, eps * jax.lax.rsqrt(D))
+            x = _apply(_lower_solve(True, True, self._solve_checks), L, eps * jax.lax.rsqrt(D))
         return self.loc + x
 
     rsample = sample
@@ -279,7 +284,7 @@ class SparseMultivariateNormal(eqx.Module):
         d = jnp.broadcast_to(d, np.broadcast_shapes(d.shape, self.batch_shape + self.event_shape))
         L, D = self._factor, self.diagonal
         if self._is_scale:
-            z = _apply(_lower_solve(D is not None, False), L, d)
+            z = _apply(_lower_solve(D is not None, False, self._solve_checks), L, d)
             if D is not None:
                 z = z * jax.lax.rsqrt(D)
         else:

@@ -19,7 +19,13 @@ import jax.numpy as jnp
 from bridge.internal.options import resolve_solvers
 
 from ._checks import check_sparse_indices, checked_indices
-from ._generic_solve import call_solver, hashable, split_kwargs, transposed_matrix
+from ._generic_solve import (
+    call_solver,
+    hashable,
+    split_kwargs,
+    static_function,
+    transposed_matrix,
+)
 from ._pattern import Pattern
 from ._validate import check_rhs, check_sparse
 
@@ -93,9 +99,9 @@ def sparse_generic_lstsq(
             f"A: expected a tall matrix (m >= n, full column rank), got shape {tuple(A.shape)}."
         )
     B = check_rhs("B", B, A, rows=A.shape[0])
-    lstsq, transpose_lstsq = resolve_solvers(
+    lstsq, transpose_lstsq = map(static_function, resolve_solvers(
         lstsq, transpose_lstsq, _lsmr_default, args=("lstsq", "transpose_lstsq")
-    )
+    ))
     static, arrays = split_kwargs(kwargs)
     validate = not check_sparse_indices("A", A)
     run = _solve_jit if hashable((lstsq, transpose_lstsq, static)) else _solve

@@ -12,12 +12,17 @@ arguments; the others (tolerances, ``maxiter``, a preconditioner function) are s
 preconditioner closing over traced arrays is not supported (pass its arrays through kwargs).
 
 Calls are compiled once per shapes, dtypes, solvers and static options (``jax.jit``), so eager
-calls with the same ones reuse the program; a solver (or preconditioner) given as a fresh
-``lambda`` on each call is a new static argument and compiles again each time: define it once.
+calls with the same ones reuse the program. A solver (or a function-valued option such as a
+preconditioner) is keyed by what it runs (:class:`StaticFunction`): a fresh ``lambda`` or
+``functools.partial`` built the same way on each call (same code, globals and defaults, captured
+values equal: numbers and strings by value, anything else by identity) reuses the program; one
+capturing a new array on each call compiles again (pass arrays through ``kwargs`` instead).
 """
 
 from __future__ import annotations
 
+import functools
+import types
 from collections.abc import Callable
 from functools import partial
 
@@ -40,10 +45,74 @@ def transposed_matrix(pattern: Pattern, values: jax.Array):
 
 
 def split_kwargs(kwargs: dict) -> tuple[tuple, dict]:
-    """``(static items, array kwargs)``: arrays become arguments of the custom VJP."""
+    """``(static items, array kwargs)``: arrays become arguments of the custom VJP; functions
+    among the static ones are keyed by what they run (:class:`StaticFunction`)."""
     arrays = {k: v for k, v in kwargs.items() if isinstance(v, jax.Array)}
-    static = tuple((k, v) for k, v in kwargs.items() if k not in arrays)
+    static = tuple((k, static_function(v)) for k, v in kwargs.items() if k not in arrays)
     return static, arrays
+
+
+class _Same:
+    """A captured object compared by identity (held, so its id is never reused meanwhile)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __eq__(self, other):
+        return isinstance(other, _Same) and other.obj is self.obj
+
+    def __hash__(self):
+        return id(self.obj)
+
+
+def _value_key(v):
+    if v is None or isinstance(v, (bool, int, str, bytes)):
+        return (type(v), v)
+    if isinstance(v, float):
+        return (float, v.hex())  # -0.0 and 0.0 apart, NaN equal to itself
+    if isinstance(v, tuple):
+        return (tuple, *map(_value_key, v))
+    return _Same(v)
+
+
+class StaticFunction:
+    """A function as a static argument of ``jax.jit``, equal to another when both run the same
+    code on the same captured values: a ``lambda``/closure by code object, globals, defaults
+    and closure contents; a ``functools.partial`` by function, arguments and keywords (see
+    :func:`_value_key`). Calls go to the function first wrapped."""
+
+    __slots__ = ("fn", "key")
+
+    def __init__(self, fn, key):
+        self.fn, self.key = fn, key
+
+    def __call__(self, *args, **kwargs):
+        return self.fn(*args, **kwargs)
+
+    def __eq__(self, other):
+        return isinstance(other, StaticFunction) and other.key == self.key
+
+    def __hash__(self):
+        return hash(self.key)
+
+
+def static_function(f):
+    """``f`` as a :class:`StaticFunction` when it is a Python function or a partial, else ``f``."""
+    if isinstance(f, types.FunctionType):
+        kwdefaults = tuple(sorted((f.__kwdefaults__ or {}).items()))
+        cells = tuple(c.cell_contents for c in f.__closure__ or ())
+        key = (f.__code__, _Same(f.__globals__), _value_key(f.__defaults__ or ()),
+               _value_key(tuple(v for _, v in kwdefaults)), tuple(k for k, _ in kwdefaults),
+               _value_key(cells))
+        return StaticFunction(f, key)
+    if isinstance(f, functools.partial):
+        keywords = tuple(sorted(f.keywords.items()))
+        key = ("partial", _Same(f.func), _value_key(f.args), tuple(k for k, _ in keywords),
+               _value_key(tuple(v for _, v in keywords)))
+        return StaticFunction(f, key)
+    return f
 
 
 def call_solver(
@@ -115,7 +184,7 @@ def sparse_generic_solve(
     B = check_rhs("B", B, A)
     from ._solvers import minres
 
-    solve, transpose_solve = resolve_solvers(solve, transpose_solve, minres)
+    solve, transpose_solve = map(static_function, resolve_solvers(solve, transpose_solve, minres))
     static, arrays = split_kwargs(kwargs)
     validate = not check_sparse_indices("A", A)
     run = _solve_jit if hashable((solve, transpose_solve, static)) else _solve

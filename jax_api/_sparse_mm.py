@@ -1,8 +1,9 @@
 """``sparse_mm``: sparse @ dense with a gradient on A's pattern.
 
-For ``Y = A @ B`` with upstream gradient ``G``: ``dA = (G @ B^T)`` sampled at A's nonzeros
-(:meth:`~jax_api._pattern.Pattern.sddmm`) and ``dB = A^T @ G`` (a CSR product with the
-transposed pattern). Indices are checked as :mod:`jax_api._checks` describes.
+For ``Y = A @ B`` with upstream gradient ``G``: ``dA = (G @ B^T)`` sampled at A's nonzeros and
+``dB = A^T @ G``; forward mode ``dY = dA @ B + A @ dB``. The product is the bilinear primitive
+:func:`jax_api._linear.mm`, whose JVP and transpose rules give every order and mode. Indices
+are checked as :mod:`jax_api._checks` describes (``check``).
 """
 
 from __future__ import annotations
@@ -10,39 +11,33 @@ from __future__ import annotations
 from functools import partial
 
 import jax
+import numpy as np
 
 from ._checks import check_sparse_indices, checked_indices
+from ._linear import mm
 from ._pattern import Pattern
-from ._validate import check_rhs, check_sparse
+from ._validate import check_rhs, check_sparse, type_error
 
 __all__ = ["sparse_mm"]
 
 
-@jax.custom_vjp
 def flat_mm(pattern: Pattern, values: jax.Array, B: jax.Array) -> jax.Array:
-    """``A @ B`` on the flat form: ``values (nnz,)``, ``B (M, p)`` -> ``(N, p)``."""
-    return pattern.matmul(values, B)
+    """``A @ B`` on the flat form: ``values (nnz,)``, ``B (M, p)`` -> ``(N, p)``;
+    differentiable to any order, forward and reverse (:func:`jax_api._linear.mm`)."""
+    return mm(pattern, values, B)
 
 
-def _fwd(pattern, values, B):
-    return pattern.matmul(values, B), (pattern, values, B)
-
-
-def _bwd(res, G):
-    pattern, values, B = res
-    return None, pattern.sddmm(G, B), pattern.rmatmul(values, G)
-
-
-flat_mm.defvjp(_fwd, _bwd)
-
-
-def sparse_mm(A, B: jax.Array) -> jax.Array:
+def sparse_mm(A, B: jax.Array, *, check: bool = True) -> jax.Array:
     """Sparse-dense product ``A @ B`` whose gradient for ``A`` keeps A's pattern.
 
     Args:
         A: BCOO or BCSR, ``(n, m)`` or batched ``(b, n, m)``, float32/float64.
         B: dense ``(m, p)`` or ``(m,)``; ``(b, m, p)`` or ``(b, m)`` when ``A`` is batched;
             same dtype as ``A``.
+        check: check A's indices on every call (:mod:`jax_api._checks`): in Python when they
+            are concrete, else when the compiled program runs, where the O(nnz) check costs up
+            to a third of one product; ``False`` trusts them (malformed indices then give
+            wrong numbers or a crash).
 
     Returns:
         Dense ``(n, p)`` (``(n,)`` for a vector ``B``) or ``(b, n, p)``. The gradient for
@@ -55,7 +50,9 @@ def sparse_mm(A, B: jax.Array) -> jax.Array:
     """
     A = check_sparse("A", A)
     B = check_rhs("B", B, A)
-    return _sparse_mm(A, B, validate=not check_sparse_indices("A", A))
+    if not isinstance(check, (bool, np.bool_)):
+        raise type_error("check", check, "a bool")
+    return _sparse_mm(A, B, validate=bool(check) and not check_sparse_indices("A", A))
 
 
 @partial(jax.jit, static_argnames="validate")

@@ -6,6 +6,14 @@ A drop-in replacement for the public API of torchsparsegradutils: change the imp
 # the original's module path of the same name as the function, imported first so that the
 # function keeps the name (as in torchsparsegradutils' own __init__)
 from . import sparse_logsumexp as _sparse_logsumexp_path  # noqa: F401, I001
+from ._functions import (
+    SparseGenericLstsq,
+    SparseGenericSolve,
+    SparseMatMul,
+    SparseSolveC4T,
+    SparseSolveJ4T,
+    SparseTriangularSolve,
+)
 from ._generic_lstsq import sparse_generic_lstsq
 from ._generic_solve import sparse_generic_solve
 from ._indexed_mm import gather_mm, segment_mm
@@ -15,6 +23,10 @@ from ._solve_c4t import sparse_solve_c4t
 from ._solve_j4t import sparse_solve_j4t
 from ._sparse_mm import sparse_mm
 from ._triangular_solve import sparse_triangular_solve
+
+# the original's sub-packages, attributes of the package right after ``import torch_api``
+# (as torchsparsegradutils' are); imported after the operations they re-export
+from . import distributions, encoders, utils  # noqa: E402, F401, I001
 
 
 def clear_caches() -> None:
@@ -44,4 +56,10 @@ __all__ = [
     "sparse_solve_j4t",
     "sparse_solve_c4t",
     "clear_caches",
+    "SparseMatMul",
+    "SparseTriangularSolve",
+    "SparseGenericSolve",
+    "SparseGenericLstsq",
+    "SparseSolveJ4T",
+    "SparseSolveC4T",
 ]

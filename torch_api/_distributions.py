@@ -10,9 +10,11 @@ Parameterisations (``L`` lower triangular and sparse, ``n`` the event size):
 - ``precision_tril=L, diagonal=D``: ``P = U D U^T``; sample ``loc + U^{-T} (D^{-1/2} eps)``;
   ``log|Sigma| = -sum log D``.
 
-For LDL^T (``diagonal=D`` given) the factor is stored STRICTLY lower and ``U = I + L`` has an
-implicit unit diagonal; ``D`` is the diagonal matrix of the decomposition itself (variances of
-the decorrelated coordinates, as in torchsparsegradutils), so samples scale by ``sqrt(D)``.
+For LDL^T (``diagonal=D`` given) ``U = I + L`` with L's strictly lower part: the unit diagonal
+is implicit and values the factor stores on its diagonal are ignored (as torchsparsegradutils'
+unit-triangular solve ignores them); ``D`` is the diagonal matrix of the decomposition itself
+(variances of the decorrelated coordinates, as in torchsparsegradutils), so samples scale by
+``sqrt(D)``.
 
 With ``Sigma = A A^T`` (``A = L`` or ``U D^{1/2}``) and ``d = x - loc``, the Mahalanobis term is
 ``|A^{-1} d|^2`` (a triangular solve); with ``P = B B^T`` it is ``|B^T d|^2`` (a product). The
@@ -47,6 +49,7 @@ from ._sparse_factor import (
     sum_log_diagonal,
 )
 from ._sparse_mm import sparse_mm, sparse_mm_t
+from ._validate import describe
 
 _LOG_2PI = math.log(2 * math.pi)
 _NO_SAMPLE = torch.Size()
@@ -60,11 +63,16 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
         diagonal: ``D`` of an LDL^T parameterisation, ``(n,)`` or ``(b, n)``, positive; ``None``
             for LL^T.
         scale_tril: covariance factor, sparse COO/CSR ``(n, n)`` or ``(b, n, n)``: lower
-            triangular with a positive diagonal (LL^T) or strictly lower (LDL^T). A CSR factor
+            triangular with a positive diagonal (LL^T) or, for LDL^T, lower triangular with
+            an implicit unit diagonal: entries it stores on the diagonal are ignored (taken as
+            1, their gradient is zero), as torchsparsegradutils does. A CSR factor
             that requires grad must have sorted columns within each row (ValueError otherwise).
         precision_tril: precision factor, same form; give exactly one of the two.
-        validate_args: check the constraints (triangularity, positive diagonals) at
-            construction, and samples in :meth:`log_prob`.
+        validate_args: ``True``: check the constraints (triangularity, positive diagonals) at
+            construction, and samples in :meth:`log_prob`; ``None`` (torch's default
+            validation): the same, except that the factor's structure is checked at its first
+            use (sampling, densities, moments), so that building never fails on it;
+            ``False``: no checks.
 
     ``expand`` shares the factor (an unbatched factor serves every batch item; a ``(1, n, n)``
     factor is repeated). ``kl_divergence`` is registered against this class and
@@ -93,7 +101,14 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
         given = scale_tril if self._is_scale else precision_tril
         loc, factor, diagonal, batch_shape = check_parameters(loc, name, given, diagonal)
         self._loc, self._factor, self._diagonal = loc, factor, diagonal
-        self._values = ValuesOf.apply(factor)
+        # _template: the pattern _values lives on (the factor's own, except for an LDL^T factor
+        # storing diagonal entries: they are dropped, the unit diagonal being implicit)
+        self._template, self._values = factor, ValuesOf.apply(factor)
+        if diagonal is not None:
+            self._template, self._values = _strictly_lower(factor, self._values)
+        # under torch's default validation (validate_args=None) the factor's structure is
+        # checked when the distribution first uses it, not at construction
+        self._factor_unchecked = validate_args is None and bool(Distribution._validate_args)
         super().__init__(batch_shape, loc.shape[-1:], validate_args=validate_args)
 
     # ------------------------------------------------------------------------- parameters
@@ -103,9 +118,30 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
         out = {"loc": constraints.real_vector}
         if ldlt:
             out["diagonal"] = constraints.independent(constraints.positive, 1)
-        name = "scale_tril" if self._is_scale else "precision_tril"
-        out[name] = SparseLowerTriangular(strict=ldlt, positive_diagonal=not ldlt)
+        if not getattr(self, "_factor_unchecked", False):
+            out[self._factor_name] = self._factor_constraint()
         return out
+
+    @property
+    def _factor_name(self) -> str:
+        return "scale_tril" if self._is_scale else "precision_tril"
+
+    def _factor_constraint(self) -> SparseLowerTriangular:
+        return SparseLowerTriangular(positive_diagonal=self._diagonal is None)
+
+    def _check_factor(self) -> None:
+        """The deferred check of the factor's structure, once, at its first use."""
+        if not self._factor_unchecked:
+            return
+        constraint = self._factor_constraint()
+        if not bool(constraint.check(self._factor).all()):
+            raise ValueError(
+                f"{self._factor_name}: expected a factor satisfying {constraint!r} (checked at "
+                f"first use under default validation), got {describe(self._factor)}; pass "
+                "validate_args=False to use it anyway, validate_args=True to check at "
+                "construction."
+            )
+        self._factor_unchecked = False
 
     @property
     def diagonal(self) -> torch.Tensor | None:
@@ -166,14 +202,17 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
         new._is_scale = self._is_scale
         new._loc = self._loc.expand(full)
         new._diagonal = None if self._diagonal is None else self._diagonal.expand(full)
-        new._factor, new._values = self._factor, self._values
-        F = self._factor
+        new._factor, new._template, new._values = self._factor, self._template, self._values
+        F = self._template
         if F.dim() == 3 and F.shape[0] != batch_shape[-1]:  # (1, n, n) -> (m, n, n)
-            new._factor, new._values = _repeat_factor(F, self._values, batch_shape[-1])
+            new._template, new._values = _repeat_factor(F, self._values, batch_shape[-1])
+            new._factor = new._template if self._factor is F else self._factor
         super(SparseMultivariateNormal, new).__init__(
             batch_shape, self.event_shape, validate_args=False
         )
         new._validate_args = self._validate_args
+        self._check_factor()  # a deferred check, before the factor is shared
+        new._factor_unchecked = False
         return new
 
     # ---------------------------------------------------------------------- the two maps
@@ -181,7 +220,8 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
         """The factor for one sparse use: a fresh tensor on the shared values node, so that
         several uses add their gradients densely on the values (torch 2.13 adds two batched CSR
         gradients wrongly) and the factor receives one sparse gradient."""
-        return sparse_with_values(self._factor, self._values)
+        self._check_factor()
+        return sparse_with_values(self._template, self._values)
 
     def _color(self, eps: torch.Tensor) -> torch.Tensor:
         """``A eps`` for ``eps (..., *batch, n)`` with ``Sigma = A A^T``."""
@@ -206,11 +246,12 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
 
     def _half_logdet(self) -> torch.Tensor:
         """``log|Sigma| / 2`` per batch item, O(nnz) from the stored values."""
+        self._check_factor()
         D = self._diagonal
         sign = 1.0 if self._is_scale else -1.0
         if D is not None:
             return sign * 0.5 * D.log().sum(-1)
-        return sign * sum_log_diagonal(self._factor, self._values)
+        return sign * sum_log_diagonal(self._template, self._values)
 
     # ------------------------------------------------------------------ sampling, density
     @operation
@@ -244,14 +285,29 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
                 "fill-in), not an O(nnz) operation; it is not implemented. Use a covariance "
                 "factor (scale_tril), or estimate the variances from samples."
             )
+        self._check_factor()
         D, values = self._diagonal, self._values
-        squares = sparse_with_values(self._factor, values * values)
+        squares = sparse_with_values(self._template, values * values)
         full = self.batch_shape + self.event_shape
         if D is None:
             w = torch.ones(full, dtype=values.dtype, device=values.device)
             return apply_to_vectors(sparse_mm, squares, w)
         w = D.expand(full)
         return w + apply_to_vectors(sparse_mm, squares, w)
+
+
+def _strictly_lower(F: torch.Tensor, values: torch.Tensor):
+    """``(F, values)`` if F stores no diagonal entry, else a coalesced COO template of F's
+    off-diagonal entries and their values, gathered differentiably from ``values`` (the dropped
+    entries get a zero gradient)."""
+    idx = F._indices() if F.layout == torch.sparse_coo else F.to_sparse_coo()._indices()
+    keep = idx[-2] != idx[-1]
+    if bool(keep.all()):
+        return F, values
+    kept = torch.nonzero(keep).flatten()
+    flat = values.reshape(-1).index_select(0, kept)
+    template = torch.sparse_coo_tensor(idx[:, kept], flat.detach(), F.shape, is_coalesced=True)
+    return template, flat
 
 
 def _repeat_factor(F: torch.Tensor, values: torch.Tensor, m: int):

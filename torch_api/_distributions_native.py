@@ -8,7 +8,13 @@ import torch
 from torch.distributions import Distribution, constraints
 
 from ._pattern import Pattern
-from ._sparse_factor import GaussianBase, SparseLowerTriangular, sum_log_diagonal
+from ._sparse_factor import (
+    GaussianBase,
+    SparseLowerTriangular,
+    apply_to_vectors,
+    lower_solve,
+    sum_log_diagonal,
+)
 from ._validate import check_dense, check_match, check_sparse
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -23,8 +29,9 @@ class SparseMultivariateNormalNative(GaussianBase, Distribution):
         scale_tril: sparse CSR ``(n, n)``, lower triangular with a positive diagonal.
         validate_args: check the factor's triangularity and diagonal.
 
-    ``log_prob`` needs a triangular solve, which is outside ``torch.sparse.mm``; use
-    :class:`SparseMultivariateNormal` for densities. ``expand`` shares the factor.
+    Samples use ``torch.sparse.mm`` only; ``log_prob`` uses torch_api's sparse triangular
+    solve (O(nnz), gradients to ``loc`` and the factor's values), and ``covariance_matrix`` is
+    the dense ``L L^T`` (``(n, n)``, as in torchsparsegradutils). ``expand`` shares the factor.
 
     Example:
         >>> L = torch.tensor([[1.0, 0.0], [0.5, 2.0]]).to_sparse_csr()
@@ -79,11 +86,21 @@ class SparseMultivariateNormalNative(GaussianBase, Distribution):
         return new
 
     def log_prob(self, value):
-        raise NotImplementedError(
-            "log_prob: the density needs a triangular solve with scale_tril, which "
-            "torch.sparse.mm (all this class uses) cannot do; use SparseMultivariateNormal "
-            "(same arguments) for densities."
-        )
+        """``log N(value; loc, L L^T)`` for ``value (..., n)``: shape ``value.shape[:-1]``
+        broadcast with the batch shape."""
+        if self._validate_args:
+            self._validate_sample(value)
+        d = value - self._loc
+        z = apply_to_vectors(lower_solve(False), self._scale_tril, d)  # L^{-1} d
+        L = self._scale_tril
+        n = self._loc.shape[-1]
+        return -0.5 * (n * _LOG_2PI + z.pow(2).sum(-1)) - sum_log_diagonal(L, L.values())
+
+    @property
+    def covariance_matrix(self) -> torch.Tensor:
+        """The dense covariance ``L L^T``, ``(*batch_shape, n, n)`` (O(n^2) memory)."""
+        L = self._scale_tril.to_dense()
+        return (L @ L.T).expand(self.batch_shape + L.shape)
 
     @property
     def variance(self) -> torch.Tensor:

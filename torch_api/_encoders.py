@@ -15,8 +15,8 @@ of the library's operations hit), never sorted.
 from __future__ import annotations
 
 import math
+import warnings
 
-import numpy as np
 import torch
 
 from bridge.internal.pairwise import pairwise_indices, pairwise_nnz, pairwise_offsets
@@ -131,18 +131,7 @@ class PairwiseEncoder(torch.nn.Module):
         device="cpu",
     ):
         super().__init__()
-        volume_shape = tuple(volume_shape) if isinstance(volume_shape, (tuple, list)) else None
-        if (
-            volume_shape is None
-            or len(volume_shape) < 2
-            or not all(
-                isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in volume_shape
-            )
-        ):
-            raise ValueError(
-                "volume_shape: expected a tuple (C, *spatial) of at least 2 positive integers, "
-                f"got {volume_shape!r}."
-            )
+        volume_shape = _check_volume_shape(volume_shape)
         if layout not in (torch.sparse_coo, torch.sparse_csr):
             raise ValueError(
                 f"layout: expected torch.sparse_coo or torch.sparse_csr, got {layout!r}."
@@ -161,23 +150,25 @@ class PairwiseEncoder(torch.nn.Module):
         )
         if indices_dtype == torch.int32:
             _check_int32(volume_shape, self.offsets, layout)
-        ix = pairwise_indices(volume_shape, self.offsets)
-
-        def buf(name, array, dtype):
-            self.register_buffer(
-                name, torch.as_tensor(array).to(device=device, dtype=dtype), persistent=False
-            )
-
-        buf("value_index", ix.value_index, torch.int64)
+        coo = layout == torch.sparse_coo
+        ix = pairwise_indices(volume_shape, self.offsets, rows=coo, permutation=not coo)
         self._batched = None  # (key, index tensors) of the last batched call
-        if layout == torch.sparse_coo:
-            buf("indices", np.stack([ix.rows, ix.cols]), indices_dtype)
+        # the NumPy arrays are shared, not copied, where the dtype and device allow
+        self._buffer("value_index", ix.value_index, torch.int64, device)
+        if coo:
+            indices = torch.from_numpy(ix.coo)  # rows and cols, one buffer (shared)
+            del ix
+            self._buffer("indices", indices, indices_dtype, device)
             if indices_dtype != torch.int64:  # torch holds COO indices as int64
-                buf("_indices_int64", np.stack([ix.rows, ix.cols]), torch.int64)
+                self._buffer("_indices_int64", indices, torch.int64, device)
         else:
-            buf("crow_indices", ix.crow, indices_dtype)
-            buf("col_indices", ix.cols, indices_dtype)
-            buf("csr_permutation", ix.permutation, torch.int64)
+            self._buffer("crow_indices", ix.crow, indices_dtype, device)
+            self._buffer("col_indices", ix.cols, indices_dtype, device)
+            self._buffer("csr_permutation", ix.permutation, torch.int64, device)
+
+    def _buffer(self, name, array, dtype, device) -> None:
+        tensor = torch.as_tensor(array).to(device=device, dtype=dtype)
+        self.register_buffer(name, tensor, persistent=False)
 
     @property
     def device(self) -> torch.device:
@@ -239,6 +230,102 @@ class PairwiseEncoder(torch.nn.Module):
             out = torch.cat([b[None], index[0].repeat(1, batch)])
         self._batched = (key, out)
         return out
+
+
+def _check_volume_shape(volume_shape, ndim=None) -> tuple[int, ...]:
+    """``volume_shape`` as a tuple ``(C, *spatial)`` of positive ints (``ndim`` of them if
+    given, else at least 2); ValueError otherwise."""
+    shape = tuple(volume_shape) if isinstance(volume_shape, (tuple, list)) else None
+    if (
+        shape is None
+        or len(shape) < 2
+        or (ndim is not None and len(shape) != ndim)
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)
+    ):
+        what = f"{ndim} positive integers (C, H, D, W)" if ndim else (
+            "a tuple (C, *spatial) of at least 2 positive integers")
+        raise ValueError(f"volume_shape: expected {what}, got {volume_shape!r}.")
+    return shape
+
+
+def calc_pairwise_coo_indices_nd(
+    radius,
+    volume_shape,
+    diag=False,
+    upper=None,
+    channel_voxel_relation="indep",
+    dtype=torch.int64,
+    device="cpu",
+) -> dict[tuple[int, ...], torch.Tensor]:
+    """The encoder's stored entries, offset by offset: ``{offset: (2, M_o) [rows; cols]}``.
+
+    The k-th offset ``o`` holds the pairs ``(p, p - o)`` for every voxel ``p`` (numbered in C
+    order) with ``p - o`` inside the volume, voxels in C order; the keys are
+    :attr:`PairwiseEncoder.offsets` in their order (the zero offset first when ``diag``).
+
+    Args:
+        radius, volume_shape, diag, upper, channel_voxel_relation: as for
+            :class:`PairwiseEncoder`.
+        dtype: integer dtype of the index tensors.
+        device: where to allocate them.
+
+    Example:
+        >>> pairs = calc_pairwise_coo_indices_nd(1.0, (1, 3, 3), diag=True)
+        >>> pairs[(0, 0, 0)].shape
+        torch.Size([2, 9])
+    """
+    volume_shape = _check_volume_shape(volume_shape)
+    offsets = pairwise_offsets(radius, len(volume_shape) - 1, volume_shape[0],
+                               channel_voxel_relation, upper, bool(diag))
+    idx = torch.arange(math.prod(volume_shape), device=device).reshape(volume_shape)
+    strides = idx.stride()
+    out = {}
+    for o in offsets:
+        box = zip(o, volume_shape, strict=True)
+        rows = idx[tuple(slice(max(x, 0), max(n + min(x, 0), 0)) for x, n in box)].reshape(-1)
+        lin = sum(x * s for x, s in zip(o, strides, strict=True))
+        out[tuple(o)] = torch.stack([rows, rows - lin]).to(dtype)
+    return out
+
+
+def calc_pairwise_coo_indices(
+    radius,
+    volume_shape,
+    diag=False,
+    upper=None,
+    channel_voxel_relation="indep",
+    dtype=torch.int64,
+    device="cpu",
+) -> dict[tuple[int, ...], torch.Tensor]:
+    """Deprecated (DeprecationWarning): :func:`calc_pairwise_coo_indices_nd` for a 4-D
+    ``(C, H, D, W)`` volume only.
+
+    Example:
+        >>> pairs = calc_pairwise_coo_indices(1.0, (1, 2, 2, 2))  # doctest: +SKIP
+    """
+    warnings.warn("calc_pairwise_coo_indices is deprecated; use calc_pairwise_coo_indices_nd "
+                  "(any number of spatial dimensions).", DeprecationWarning, stacklevel=2)
+    volume_shape = _check_volume_shape(volume_shape, ndim=4)
+    return calc_pairwise_coo_indices_nd(radius, volume_shape, diag, upper,
+                                        channel_voxel_relation, dtype, device)
+
+
+class PairwiseVoxelEncoder(PairwiseEncoder):
+    """Deprecated (DeprecationWarning when built): :class:`PairwiseEncoder` for a 4-D
+    ``(C, H, D, W)`` volume only, with the same arguments.
+
+    Example:
+        >>> enc = PairwiseVoxelEncoder(1.0, (2, 3, 3, 3))  # doctest: +SKIP
+    """
+
+    def __init__(self, radius, volume_shape, diag=False, upper=None,
+                 channel_voxel_relation="indep", layout=torch.sparse_coo,
+                 indices_dtype=torch.int64, device="cpu"):
+        warnings.warn("PairwiseVoxelEncoder is deprecated; use PairwiseEncoder (any number of "
+                      "spatial dimensions, same arguments).", DeprecationWarning, stacklevel=2)
+        volume_shape = _check_volume_shape(volume_shape, ndim=4)
+        super().__init__(radius, volume_shape, diag, upper, channel_voxel_relation, layout,
+                         indices_dtype, device)
 
 
 def _check_int32(volume_shape, offsets, layout) -> None:

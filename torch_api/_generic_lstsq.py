@@ -10,7 +10,8 @@ For ``A (m, n)``, ``m >= n``, of full column rank, ``X = (A^T A)^{-1} A^T B``. W
 
 so ``dB = z`` and ``dA = r Y^T - z X^T`` at A's nonzeros (one SDDMM of ``[r, -z]`` with
 ``[Y, X]``). ``z`` is the minimum-norm solution of ``A^T z = G`` (underdetermined; it lies in
-the range of ``A``), found by ``transpose_lstsq`` called with ``A^T``; then ``Y`` is the
+the range of ``A``), found by ``transpose_lstsq(A, G)`` (which solves with ``A^T`` itself, as in
+torchsparsegradutils) or, when it is omitted, by ``lstsq(A^T, G)``; then ``Y`` is the
 least-squares solution of ``A Y = z``, found by ``lstsq`` (exact, as ``z`` is in A's range).
 
 Higher order: ``Y = (A^T A)^{-1} G`` is :class:`NormalSolve` (the same two solver calls, a
@@ -45,11 +46,12 @@ from ._validate import check_dense, check_dim_match, check_match, check_sparse
 
 
 class SparseGenericLstsq(torch.autograd.Function):
-    """``(values, B) -> A^+ B`` on flat ``B``; ``solvers = (lstsq, transpose_lstsq, kwargs)``."""
+    """``(values, B) -> A^+ B`` on flat ``B``;
+    ``solvers = (lstsq, transpose_lstsq, kwargs, own_transpose)``."""
 
     @staticmethod
     def forward(values, B, pattern, vector, solvers):
-        lstsq, _, kwargs = solvers
+        lstsq, _, kwargs, _ = solvers
         with torch.no_grad():
             return call_solver("lstsq", lstsq, pattern.wrap(values), B, vector, pattern.shape[1],
                                kwargs)
@@ -64,7 +66,7 @@ class SparseGenericLstsq(torch.autograd.Function):
     def backward(ctx, G):
         pattern: Pattern = ctx.pattern
         values, B, X = ctx.saved_tensors
-        lstsq, transpose_lstsq, kwargs = ctx.solvers
+        lstsq, _, kwargs, _ = ctx.solvers
         m, n = pattern.shape
         G = G.contiguous()
         dv = None
@@ -75,8 +77,7 @@ class SparseGenericLstsq(torch.autograd.Function):
                 r = B - PatternMM.apply(values, X, pattern, False)
                 dv = sddmm(pattern, r, Y) - sddmm(pattern, z, X)
             return dv, z if ctx.needs_input_grad[1] else None, None, None, None
-        At = transposed_matrix(pattern, values)
-        z = call_solver("transpose_lstsq", transpose_lstsq, At, G, ctx.vector, m, kwargs)
+        z = _min_norm(pattern, values, G, ctx.vector, ctx.solvers)
         if ctx.needs_input_grad[0]:
             Y = call_solver("lstsq", lstsq, pattern.wrap(values), z, ctx.vector, n, kwargs)
             r = B - pattern.csr(values) @ X
@@ -102,6 +103,14 @@ class SparseGenericLstsq(torch.autograd.Function):
                              solvers)
 
 
+def _min_norm(pattern: Pattern, values, G, vector: bool, solvers) -> torch.Tensor:
+    """The minimum-norm ``z`` of ``A^T z = G``: ``transpose_lstsq(A, G)`` when the caller gave
+    it (it solves with ``A^T`` itself), else ``lstsq(A^T, G)``."""
+    _, transpose_lstsq, kwargs, own_transpose = solvers
+    M = pattern.wrap(values) if own_transpose else transposed_matrix(pattern, values)
+    return call_solver("transpose_lstsq", transpose_lstsq, M, G, vector, pattern.shape[0], kwargs)
+
+
 class NormalSolve(torch.autograd.Function):
     """``(values, G) -> (A^T A)^{-1} G`` by ``Y = A^+ z`` with ``z = A^{+T} G`` (minimum norm).
 
@@ -111,11 +120,10 @@ class NormalSolve(torch.autograd.Function):
 
     @staticmethod
     def forward(values, G, pattern, vector, solvers):
-        lstsq, transpose_lstsq, kwargs = solvers
-        m, n = pattern.shape
+        lstsq, _, kwargs, _ = solvers
+        n = pattern.shape[1]
         with torch.no_grad():
-            At = transposed_matrix(pattern, values)
-            z = call_solver("transpose_lstsq", transpose_lstsq, At, G, vector, m, kwargs)
+            z = _min_norm(pattern, values, G, vector, solvers)
             return call_solver("lstsq", lstsq, pattern.wrap(values), z, vector, n, kwargs)
 
     @staticmethod
@@ -182,9 +190,10 @@ def sparse_generic_lstsq(
         A: sparse COO or CSR ``(m, n)``, ``m >= n``, full column rank, float32/float64.
         B: dense ``(m,)`` or ``(m, k)``, same dtype and device.
         lstsq: ``lstsq(A, B, **kwargs) -> X`` (default :func:`~torch_api.utils.lsmr`).
-        transpose_lstsq: ``transpose_lstsq(A^T, G, **kwargs) -> Z``, the *minimum-norm*
-            solution of the underdetermined ``A^T Z = G``, called with the transpose of ``A``;
-            defaults to ``lstsq`` (LSMR from zero gives the minimum-norm solution).
+        transpose_lstsq: ``transpose_lstsq(A, G, **kwargs) -> Z``, the *minimum-norm*
+            solution of the underdetermined ``A^T Z = G`` (it gets ``A``, as in
+            torchsparsegradutils). Omitted: ``lstsq(A^T, G)`` (LSMR from zero gives the
+            minimum-norm solution).
         **kwargs: passed to both, e.g. ``atol=1e-10, btol=1e-10, maxiter=500`` for LSMR.
 
     Returns:
@@ -204,11 +213,13 @@ def sparse_generic_lstsq(
     B = check_dense("B", B, ndims=(1, 2))
     check_match("A", A, "B", B)
     check_dim_match("B", B.shape[0], A.shape[0], "a first dimension (A's rows)")
+    own_transpose = lstsq is not None and transpose_lstsq is not None  # it solves with A^T
     lstsq, transpose_lstsq = resolve_solvers(
         lstsq, transpose_lstsq, _lsmr_solution, args=("lstsq", "transpose_lstsq"),
         what="a callable f(A, B, **kwargs) -> X",
     )
     Bf, vector = pattern.flat_rhs(B)
     v = to_values(A, pattern, values)
-    X = SparseGenericLstsq.apply(v, Bf, pattern, vector, (lstsq, transpose_lstsq, kwargs))
+    solvers = (lstsq, transpose_lstsq, kwargs, own_transpose)
+    X = SparseGenericLstsq.apply(v, Bf, pattern, vector, solvers)
     return pattern.unflat(X, vector, A.shape[1])

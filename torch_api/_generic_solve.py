@@ -1,12 +1,13 @@
 """``sparse_generic_solve``: ``X = A^{-1} B`` with any solver, a gradient on A's pattern.
 
 The solver is a black box ``solve(A, B, **kwargs) -> X``; differentiation is implicit
-(:mod:`torch_api._solve`): ``dB = A^{-T} G`` by ``transpose_solve`` called with the *transpose*
-of ``A``, and ``dA = -dB X^T`` at A's nonzeros. ``A^T`` comes from the cached transposed CSR
-pattern, handed to the solver in the caller's layout.
+(:mod:`torch_api._solve`): ``dB = A^{-T} G`` and ``dA = -dB X^T`` at A's nonzeros. ``dB`` comes
+from ``transpose_solve(A, G)``, which solves with ``A^T`` itself (torchsparsegradutils'
+contract), or, when no ``transpose_solve`` is given, from ``solve(A^T, G)``: ``A^T`` comes from
+the cached transposed CSR pattern, in the caller's layout.
 
-torchsparsegradutils 0.2.7 hands ``A`` itself to the default transposed solve, so its gradients
-are wrong for non-symmetric ``A``; here the transposed solve always receives ``A^T``.
+torchsparsegradutils 0.2.7 calls ``solve(A, G)`` when ``transpose_solve`` is omitted, so its
+gradients are wrong for non-symmetric ``A``; here ``solve`` then receives ``A^T``.
 """
 
 from __future__ import annotations
@@ -68,8 +69,9 @@ def sparse_generic_solve(
         B: dense ``(n,)`` or ``(n, k)``, same dtype and device.
         solve: ``solve(A, B, **kwargs) -> X`` with ``A`` in the caller's layout (default
             :func:`~torch_api.utils.minres`; e.g. ``linear_cg`` for SPD, ``bicgstab`` otherwise).
-        transpose_solve: ``transpose_solve(A^T, G, **kwargs) -> Y``, used by the backward with
-            the transpose of ``A``; defaults to ``solve`` (and ``solve`` to it if only it is given).
+        transpose_solve: ``transpose_solve(A, G, **kwargs) -> Y`` solving ``A^T Y = G`` (it gets
+            ``A`` and transposes itself, as in torchsparsegradutils). Omitted: the backward calls
+            ``solve(A^T, G)``. Given alone, it serves both passes, called with ``A`` and ``A^T``.
         **kwargs: passed to both, e.g. ``settings=LinearCGSettings(cg_tolerance=1e-8)``.
 
     Returns:
@@ -84,6 +86,7 @@ def sparse_generic_solve(
     B = check_rhs("B", B, A)
     from ._solvers import minres
 
+    own_transpose = solve is not None and transpose_solve is not None  # it solves with A^T
     solve, transpose_solve = resolve_solvers(
         solve, transpose_solve, minres, what="a callable f(A, B, **kwargs) -> X"
     )
@@ -96,7 +99,7 @@ def sparse_generic_solve(
         return call_solver("solve", solve, pattern.wrap(values), Bf, single(Bf), n, kwargs)
 
     def backward(pattern: Pattern, values: torch.Tensor, Gf: torch.Tensor) -> torch.Tensor:
-        At = transposed_matrix(pattern, values)
-        return call_solver("transpose_solve", transpose_solve, At, Gf, single(Gf), n, kwargs)
+        M = pattern.wrap(values) if own_transpose else transposed_matrix(pattern, values)
+        return call_solver("transpose_solve", transpose_solve, M, Gf, single(Gf), n, kwargs)
 
     return implicit_solve(A, B, forward, backward)

@@ -14,19 +14,21 @@ with respect to a stored value is the softmax of its slot, ``d out / d v_j = exp
 the gradient of ``input`` is a sparse tensor with ``input``'s layout, indices and nnz.
 
 COO and CSR inputs (2-D or batched) go through :class:`torch_api._pattern.Pattern`; a CSC matrix
-is the CSR matrix of its transpose (the same index arrays), read with the two axes swapped.
+is the CSR matrix of its transpose (the same index arrays), read with the two axes swapped. The
+sums are plain differentiable torch ops on A's values (:func:`torch_api._sddmm.to_values`), so
+``create_graph=True``, ``gradgradcheck`` and forward mode in the values work to any order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ._pattern import Pattern
 from ._pattern_cache import operation
+from ._sddmm import sparse_scope, to_values
 from ._validate import check_sparse, type_error, value_error
 
 __all__ = ["sparse_logsumexp", "sparse_bidir_logsumexp"]
@@ -35,103 +37,70 @@ _LAYOUTS = (torch.sparse_coo, torch.sparse_csr, torch.sparse_csc)
 _OUTPUT_LAYOUTS = ("tuple", "padded", "nested")
 
 
-@dataclass
-class _Entries:
-    """The stored entries as coordinates ``coords[d] (nnz,)`` per dimension and flat values."""
-
-    values: torch.Tensor
-    coords: list[torch.Tensor]
-    shape: tuple[int, ...]
-    wrap: Callable[[torch.Tensor], torch.Tensor]  # flat gradient values -> sparse like input
-
-
-def _entries(A: torch.Tensor) -> _Entries:
-    csc = A.layout == torch.sparse_csc
-    if csc:  # CSC of A == CSR of A^T with the same index arrays
-        ccol, row = A.ccol_indices(), A.row_indices()
-        shape_t = (*A.shape[:-2], A.shape[-1], A.shape[-2])
-        A_t = torch.sparse_csr_tensor(ccol, row, A.values(), shape_t)
-        pattern, values = Pattern.of(A_t)
-    else:
-        pattern, values = Pattern.of(A)
-    shape = pattern.shape  # of A, or of A^T for CSC
+def _coords(pattern: Pattern) -> list[torch.Tensor]:
+    """The coordinates ``coords[d] (nnz,)`` of the stored entries, in the caller's dimensions."""
     if pattern.layout == torch.sparse_coo:
-        coords = list(pattern.source[0].long().unbind(0))
+        return list(pattern.source[0].long().unbind(0))
+    n, m = pattern.shape[-2:]
+    rows, cols = pattern.rows().long(), pattern.col.long()
+    if len(pattern.shape) == 3:
+        batch = rows // n
+        coords = [batch, rows - batch * n, cols - batch * m]
     else:
-        n, m = shape[-2:]
-        rows, cols = pattern.rows().long(), pattern.col.long()
-        if len(shape) == 3:
-            batch = rows // n
-            coords = [batch, rows - batch * n, cols - batch * m]
-        else:
-            coords = [rows, cols]
-    if csc:
+        coords = [rows, cols]
+    if pattern.layout == torch.sparse_csc:  # the pattern is that of A^T
         coords[-2], coords[-1] = coords[-1], coords[-2]
-        shape = A.shape
-
-        def wrap(v: torch.Tensor) -> torch.Tensor:
-            return torch.sparse_csc_tensor(ccol, row, v.reshape(row.shape), tuple(A.shape))
-    else:
-        wrap = pattern.wrap
-    return _Entries(values, coords, tuple(shape), wrap)
+    return coords
 
 
-def _slots(ent: _Entries, dims: tuple[int, ...]) -> tuple[torch.Tensor, tuple[int, ...], int]:
+def _slots(coords, shape, dims: tuple[int, ...]) -> tuple[torch.Tensor, tuple[int, ...], int]:
     """Slot of every entry when reducing ``dims``, the output shape and the slot size."""
-    kept = [d for d in range(len(ent.shape)) if d not in dims]
-    seg = torch.zeros_like(ent.values, dtype=torch.int64)
+    kept = [d for d in range(len(shape)) if d not in dims]
+    seg = torch.zeros_like(coords[0])
     for d in kept:
-        seg = seg * ent.shape[d] + ent.coords[d]
+        seg = seg * shape[d] + coords[d]
     full = 1
     for d in dims:
-        full *= ent.shape[d]
-    return seg, tuple(ent.shape[d] for d in kept), full
+        full *= shape[d]
+    return seg, tuple(shape[d] for d in kept), full
 
 
 def _segment_lse(values, seg, n_slots: int, full: int, include_zeros: bool) -> torch.Tensor:
-    """Stable log-sum-exp of ``values`` per slot ``seg``; ``full`` entries per slot when dense."""
-    shift = values.new_full((n_slots,), float("-inf"))
-    shift.scatter_reduce_(0, seg, values, reduce="amax", include_self=True)
-    zeros = None
-    if include_zeros:
-        zeros = full - torch.bincount(seg, minlength=n_slots)
-        shift = torch.where(zeros > 0, shift.clamp_min(0), shift)
-    shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
-    total = values.new_zeros(n_slots).index_add_(0, seg, torch.exp(values - shift[seg]))
+    """Stable log-sum-exp of ``values`` per slot ``seg``; ``full`` entries per slot when dense.
+
+    The shift is a constant (detached): the result does not depend on it, so plain autograd of
+    these dense ops differentiates the log-sum-exp to any order."""
+    with torch.no_grad():
+        shift = values.new_full((n_slots,), float("-inf"))
+        shift.scatter_reduce_(0, seg, values, reduce="amax", include_self=True)
+        stored = torch.bincount(seg, minlength=n_slots)
+        zeros = full - stored if include_zeros else None
+        if zeros is not None:
+            shift = torch.where(zeros > 0, shift.clamp_min(0), shift)
+        empty = stored == 0 if zeros is None else (stored == 0) & (zeros == 0)
+        shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+    total = values.new_zeros(n_slots).index_add(0, seg, torch.exp(values - shift[seg]))
     if zeros is not None:
-        total += zeros.to(values.dtype) * torch.exp(-shift)
-    return torch.log(total) + shift
+        total = total + zeros.to(values.dtype) * torch.exp(-shift)
+    # an empty slot is -inf; its log is taken of 1 so that no 0 * inf reaches the gradient
+    out = torch.log(torch.where(empty, torch.ones_like(total), total)) + shift
+    return out.masked_fill(empty, float("-inf"))
 
 
-class SparseLogSumExp(torch.autograd.Function):
-    """One log-sum-exp output per entry of ``reductions`` (a tuple of reduced-dimension tuples)."""
-
-    @staticmethod
-    def forward(ctx, A: torch.Tensor, reductions: tuple, include_zeros: bool):
-        ent = _entries(A)
-        outs, segs, shapes = [], [], []
-        for dims in reductions:
-            seg, shape, full = _slots(ent, dims)
-            n_slots = 1
-            for s in shape:
-                n_slots *= s
-            outs.append(_segment_lse(ent.values, seg, n_slots, full, include_zeros))
-            segs.append(seg)
-            shapes.append(shape)
-        ctx.wrap = ent.wrap
-        ctx.save_for_backward(ent.values, *outs, *segs)
-        return tuple(o.reshape(s) for o, s in zip(outs, shapes, strict=True))
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, *grads):
-        values, *rest = ctx.saved_tensors
-        k = len(grads)
-        outs, segs = rest[:k], rest[k:]
-        dv = torch.zeros_like(values)
-        for G, out, seg in zip(grads, outs, segs, strict=True):
-            dv += G.reshape(-1)[seg] * torch.exp(values - out[seg])
-        return ctx.wrap(dv), None, None
+def _logsumexp(A: torch.Tensor, reductions: tuple, include_zeros: bool) -> list[torch.Tensor]:
+    """One log-sum-exp output per entry of ``reductions`` (tuples of reduced dimensions)."""
+    with sparse_scope():
+        pattern, values = Pattern.of(A)
+        coords = _coords(pattern)
+    v = to_values(A, pattern, values)
+    outs = []
+    for dims in reductions:
+        seg, shape, full = _slots(coords, tuple(A.shape), dims)
+        n_slots = 1
+        for s in shape:
+            n_slots *= s
+        outs.append(_segment_lse(v, seg, n_slots, full, include_zeros).reshape(shape))
+    return outs
 
 
 # ------------------------------------------------------------------------------ wrappers
@@ -186,7 +155,7 @@ def sparse_logsumexp(
     """
     A = _check_input(input)
     dims = _normalise_dims(dim, A.dim())
-    (out,) = SparseLogSumExp.apply(A, (dims,), bool(include_zeros))
+    (out,) = _logsumexp(A, (dims,), bool(include_zeros))
     if keepdim:
         for d in dims:
             out = out.unsqueeze(d)
@@ -234,7 +203,7 @@ def sparse_bidir_logsumexp(
             "keepdim=True only with output_layout='tuple'",
         )
     nd = A.dim()
-    cols, rows = SparseLogSumExp.apply(A, ((nd - 2,), (nd - 1,)), bool(include_zeros))
+    cols, rows = _logsumexp(A, ((nd - 2,), (nd - 1,)), bool(include_zeros))
     if output_layout == "tuple":
         if keepdim:
             cols, rows = cols.unsqueeze(-2), rows.unsqueeze(-1)

@@ -47,7 +47,8 @@ class Pattern:
 
     ``crow``/``col`` describe the (block-diagonal) 2-D CSR pattern of shape
     ``(batch * n, batch * m)``; ``source`` keeps the caller's own index tensors so gradients come
-    back with the same indices and layout.
+    back with the same indices and layout. A CSC matrix (``sparse_logsumexp`` only) is read as the
+    CSR pattern of its transpose: ``shape`` is then ``A^T``'s, and :meth:`wrap` gives back CSC.
     """
 
     crow: torch.Tensor
@@ -93,13 +94,16 @@ class Pattern:
             if cols is None:  # 2-D: the columns are a view of the indices (never cached)
                 cols = idx[1]
             return Pattern(crow, cols, shape, A.layout, source), values
-        crow, col, values = A.crow_indices(), A.col_indices(), A.values()
-        source = bind((crow, col))
+        if A.layout == torch.sparse_csc:  # the CSR pattern of A^T: the same index arrays
+            crow, col = A.ccol_indices(), A.row_indices()
+            shape = (*A.shape[:-2], A.shape[-1], A.shape[-2])
+        else:
+            crow, col, shape = A.crow_indices(), A.col_indices(), tuple(A.shape)
+        values, source = A.values(), bind((crow, col))
         if A.dim() == 3:
-            shape = tuple(A.shape)
             flat = cached("batched", source, shape, lambda: _flat_csr(crow, col, shape))
             return Pattern(*flat, shape, A.layout, source), values.reshape(-1)
-        return Pattern(crow, col, tuple(A.shape), A.layout, source), values
+        return Pattern(crow, col, shape, A.layout, source), values
 
     # ------------------------------------------------------------------------------ using
     def csr(self, values: torch.Tensor) -> torch.Tensor:
@@ -124,6 +128,9 @@ class Pattern:
         from ._csr_grad import batched_csr_grad
 
         crow, col = self.source
+        if self.layout == torch.sparse_csc:
+            shape_t = (*self.shape[:-2], *self.shape[-2:][::-1])
+            return torch.sparse_csc_tensor(crow, col, values.reshape(col.shape), shape_t)
         out = torch.sparse_csr_tensor(crow, col, values.reshape(col.shape), self.shape)
         return batched_csr_grad(out) if self.batch is not None else out
 
@@ -255,6 +262,9 @@ def sparse_with_values(A: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     if A.layout == torch.sparse_coo:
         idx = A._indices()
         make = lambda v: torch.sparse_coo_tensor(idx, v, A.shape, is_coalesced=True)
+    elif A.layout == torch.sparse_csc:
+        ccol, row = A.ccol_indices(), A.row_indices()
+        make = lambda v: torch.sparse_csc_tensor(ccol, row, v, A.shape)
     else:
         crow, col = A.crow_indices(), A.col_indices()
         make = lambda v: torch.sparse_csr_tensor(crow, col, v, A.shape)

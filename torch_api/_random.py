@@ -36,6 +36,10 @@ from ._blocks import _CPU
 from ._validate import FLOATS, INDEX_DTYPES
 
 _LAYOUTS = (torch.sparse_coo, torch.sparse_csr)
+# the value dtypes of make_spd_sparse and the generate_random_sparse_* functions (the original's
+# generators accept half precision; rand_sparse and rand_sparse_tri keep to float32/float64)
+_VALUE_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_VALUE_DTYPES_TEXT = "torch.float16, torch.bfloat16, torch.float32 or torch.float64"
 
 
 def _rng() -> np.random.Generator:
@@ -79,12 +83,15 @@ def _dominant_diagonal(rows, cols, values, n, min_diag_value):
     return torch.where(diag, boost, values)
 
 
-def _check_common(size, nnz, layout, indices_dtype, values_dtype, max_nnz, min_nnz=0):
+def _check_common(size, nnz, layout, indices_dtype, values_dtype, max_nnz, min_nnz, halves):
     size = check_size(size)
     nnz = check_nnz(nnz, min_nnz, max_nnz, size)
     _check_layout(layout)
     check_choice("indices_dtype", indices_dtype, INDEX_DTYPES, "torch.int32 or torch.int64")
-    check_choice("values_dtype", values_dtype, FLOATS, "torch.float32 or torch.float64")
+    if halves:
+        check_choice("values_dtype", values_dtype, _VALUE_DTYPES, _VALUE_DTYPES_TEXT)
+    else:
+        check_choice("values_dtype", values_dtype, FLOATS, "torch.float32 or torch.float64")
     return size
 
 
@@ -120,10 +127,16 @@ def rand_sparse(
     Example:
         >>> A = rand_sparse((2, 50, 50), 200, torch.sparse_csr, well_conditioned=True)
     """
+    return _general(size, nnz, layout, indices_dtype, values_dtype, device, well_conditioned,
+                    min_diag_value, halves=False)
+
+
+def _general(size, nnz, layout, indices_dtype, values_dtype, device, well_conditioned,
+             min_diag_value, halves):
     n_r, n_c = check_size(size)[-2:]
     square_wc = well_conditioned and n_r == n_c
     size = _check_common(
-        size, nnz, layout, indices_dtype, values_dtype, n_r * n_c, n_r if square_wc else 0
+        size, nnz, layout, indices_dtype, values_dtype, n_r * n_c, n_r if square_wc else 0, halves
     )
     b = size[0] if len(size) == 3 else 1
     if square_wc:
@@ -169,12 +182,19 @@ def rand_sparse_tri(
     Example:
         >>> L = rand_sparse_tri((40, 40), 200, torch.sparse_csr, upper=False, well_conditioned=True)
     """
+    return _triangular(size, nnz, layout, upper, strict, indices_dtype, values_dtype, device,
+                       value_range, well_conditioned, min_diag_value, halves=False)
+
+
+def _triangular(size, nnz, layout, upper, strict, indices_dtype, values_dtype, device,
+                value_range, well_conditioned, min_diag_value, halves):
     n = check_size(size)[-1]
     check_square(size)
     pairs = n * (n - 1) // 2
     min_nnz = 0 if strict else n
     size = _check_common(
-        size, nnz, layout, indices_dtype, values_dtype, pairs + (0 if strict else n), min_nnz
+        size, nnz, layout, indices_dtype, values_dtype, pairs + (0 if strict else n), min_nnz,
+        halves,
     )
     low, high = check_range(value_range)
     wc = well_conditioned and not strict
@@ -206,7 +226,7 @@ def make_spd_sparse(
     Args:
         n: the matrix is ``(n, n)``.
         layout: ``torch.sparse_coo`` (coalesced, int64 indices) or ``torch.sparse_csr``.
-        value_dtype: float32 or float64.
+        value_dtype: float16, bfloat16, float32 or float64.
         index_dtype: CSR index dtype, int32 or int64.
         device: where to allocate.
         sparsity_ratio: fraction of the ``n(n-1)/2`` off-diagonal symmetric pairs left empty.
@@ -221,7 +241,7 @@ def make_spd_sparse(
     """
     n, empty = spd_empty_pairs(n, nz, sparsity_ratio)
     _check_layout(layout)
-    check_choice("value_dtype", value_dtype, FLOATS, "torch.float32 or torch.float64")
+    check_choice("value_dtype", value_dtype, _VALUE_DTYPES, _VALUE_DTYPES_TEXT)
     check_choice("index_dtype", index_dtype, INDEX_DTYPES, "torch.int32 or torch.int64")
     rows, cols, pair = _on(device, *symmetric_positions(_rng(), n, empty))
     v = torch.randn(n * (n - 1) // 2 - empty, dtype=value_dtype, device=device)
@@ -231,3 +251,82 @@ def make_spd_sparse(
     dense = torch.zeros(n, n, dtype=value_dtype, device=device)
     dense[rows[0], cols[0]] = values[0]
     return _assemble(rows, cols, values, (n, n), layout, index_dtype), dense
+
+
+# torchsparsegradutils' per-layout generators (its rand_sparse / rand_sparse_tri dispatch to them)
+def generate_random_sparse_coo_matrix(
+    size, nnz, *, indices_dtype=torch.int64, values_dtype=torch.float32, device=_CPU,
+    well_conditioned=False, min_diag_value=1.0,
+) -> torch.Tensor:
+    """:func:`rand_sparse` with ``layout=torch.sparse_coo`` (values may be float16/bfloat16).
+
+    Example:
+        >>> A = generate_random_sparse_coo_matrix((3, 100, 100), 500)
+    """
+    return _general(size, nnz, torch.sparse_coo, indices_dtype, values_dtype, device,
+                    well_conditioned, min_diag_value, halves=True)
+
+
+def generate_random_sparse_csr_matrix(
+    size, nnz, *, indices_dtype=torch.int64, values_dtype=torch.float32, device=_CPU,
+    well_conditioned=False, min_diag_value=1.0,
+) -> torch.Tensor:
+    """:func:`rand_sparse` with ``layout=torch.sparse_csr`` (values may be float16/bfloat16).
+
+    Example:
+        >>> A = generate_random_sparse_csr_matrix((20, 30), 80, indices_dtype=torch.int32)
+    """
+    return _general(size, nnz, torch.sparse_csr, indices_dtype, values_dtype, device,
+                    well_conditioned, min_diag_value, halves=True)
+
+
+def generate_random_sparse_strictly_triangular_coo_matrix(
+    size, nnz, *, upper=True, indices_dtype=torch.int64, values_dtype=torch.float32,
+    device=_CPU, value_range=(0.0, 1.0),
+) -> torch.Tensor:
+    """:func:`rand_sparse_tri` with ``strict=True``, COO (no stored diagonal).
+
+    Example:
+        >>> L = generate_random_sparse_strictly_triangular_coo_matrix((4, 4), 5, upper=False)
+    """
+    return _triangular(size, nnz, torch.sparse_coo, upper, True, indices_dtype, values_dtype,
+                       device, value_range, False, 1.0, halves=True)
+
+
+def generate_random_sparse_strictly_triangular_csr_matrix(
+    size, nnz, *, upper=True, indices_dtype=torch.int64, values_dtype=torch.float32,
+    device=_CPU, value_range=(0.0, 1.0),
+) -> torch.Tensor:
+    """:func:`rand_sparse_tri` with ``strict=True``, CSR (no stored diagonal).
+
+    Example:
+        >>> L = generate_random_sparse_strictly_triangular_csr_matrix((2, 4, 4), 5)
+    """
+    return _triangular(size, nnz, torch.sparse_csr, upper, True, indices_dtype, values_dtype,
+                       device, value_range, False, 1.0, halves=True)
+
+
+def generate_random_sparse_triangular_coo_matrix(
+    size, nnz, *, upper=True, indices_dtype=torch.int64, values_dtype=torch.float32,
+    device=_CPU, value_range=(0.0, 1.0), well_conditioned=False, min_diag_value=1.0,
+) -> torch.Tensor:
+    """:func:`rand_sparse_tri` with ``strict=False``, COO (the whole diagonal stored).
+
+    Example:
+        >>> U = generate_random_sparse_triangular_coo_matrix((50, 50), 200, well_conditioned=True)
+    """
+    return _triangular(size, nnz, torch.sparse_coo, upper, False, indices_dtype, values_dtype,
+                       device, value_range, well_conditioned, min_diag_value, halves=True)
+
+
+def generate_random_sparse_triangular_csr_matrix(
+    size, nnz, *, upper=True, indices_dtype=torch.int64, values_dtype=torch.float32,
+    device=_CPU, value_range=(0.0, 1.0), well_conditioned=False, min_diag_value=1.0,
+) -> torch.Tensor:
+    """:func:`rand_sparse_tri` with ``strict=False``, CSR (the whole diagonal stored).
+
+    Example:
+        >>> U = generate_random_sparse_triangular_csr_matrix((50, 50), 200, upper=False)
+    """
+    return _triangular(size, nnz, torch.sparse_csr, upper, False, indices_dtype, values_dtype,
+                       device, value_range, well_conditioned, min_diag_value, halves=True)

@@ -85,7 +85,9 @@ def _product(pattern: Pattern, values, B, transpose: bool) -> torch.Tensor:
 def values_at(S: torch.Tensor, pattern: Pattern) -> torch.Tensor:
     """The entries of ``S`` (dense, or sparse of any pattern) at the pattern, flat ``(nnz,)``."""
     S = getattr(S, "_plain", S)  # a BatchedCSRGrad
-    if S.layout == torch.sparse_csr and pattern.layout == torch.sparse_csr:
+    if pattern.layout == torch.sparse_csc:  # the pattern is the CSR one of S^T
+        S = S.transpose(-2, -1)
+    if S.layout == torch.sparse_csr and pattern.layout in (torch.sparse_csr, torch.sparse_csc):
         if _same((S.crow_indices(), S.col_indices()), pattern.source):
             return S.values().reshape(-1)
     if S.layout == torch.sparse_coo and pattern.layout == torch.sparse_coo and S.is_coalesced():

@@ -21,6 +21,7 @@ right-hand side. A nonzero ``info`` from a solver is reported through
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -39,6 +40,24 @@ ITERATIVE = ("cg", "cgs", "minres", "gmres")
 DIRECT = ("spsolve", "spsolve_triangular")
 NAMES = ITERATIVE + DIRECT
 _TRIANGULAR_OPTIONS = ("lower", "unit_diagonal")
+_TOLERANCES = ("tol", "tolerance", "atol", "rtol", "maxiter", "matvec_max")
+
+
+def solver_keywords(fn: Callable, kw: dict, direct: bool) -> dict:
+    """torchsparsegradutils' keywords for a named SciPy/CuPy solver: a direct solver ignores
+    the iteration options; an iterative one takes the relative tolerance under the name its
+    signature has (SciPy's ``rtol``, CuPy's ``tol``), given as ``tol`` or ``rtol``."""
+    if direct:
+        return {k: v for k, v in kw.items() if k not in _TOLERANCES}
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # no signature to read: pass the keywords as given
+        return kw
+    out = dict(kw)
+    for given, wanted in (("tol", "rtol"), ("rtol", "tol")):
+        if given in out and given not in params and wanted in params and wanted not in out:
+            out[wanted] = out.pop(given)
+    return out
 
 
 # ------------------------------------------------------------------------------- backends
@@ -155,15 +174,18 @@ def _scipy_flat_solve(solve, kwargs: dict, raise_on_failure: bool, transposed: b
         n = crow.numel() - 1
         with be.context():
             A = _canonical(be.matrix(crow, col, values, n), pattern, transposed)
-            fn = getattr(be.linalg, solve) if isinstance(solve, str) else solve
+            fn, kws = solve, kw
+            if isinstance(solve, str):
+                fn = getattr(be.linalg, solve)
+                kws = solver_keywords(fn, kw, solve == "spsolve")
             if solve in DIRECT:
-                X = fn(A, be.array(Bf), **kw)
+                X = fn(A, be.array(Bf), **kws)
                 X = be.tensor(X, Bf).reshape(Bf.shape)
                 infos = []
             else:
                 cols, infos = [], []
                 for j in range(Bf.shape[1]):
-                    out = fn(A, be.array(Bf[:, j]), **kw)
+                    out = fn(A, be.array(Bf[:, j]), **kws)
                     x, info = (out[0], out[1]) if isinstance(out, tuple) else (out, 0)
                     cols.append(be.tensor(x, Bf).reshape(-1))
                     infos.append(info)
@@ -234,8 +256,11 @@ def sparse_solve_c4t(
             signature ``f(A, b, **kwargs) -> x`` or ``-> (x, info, ...)``, called per column
             with a SciPy ``csr_array`` (CPU) or a CuPy ``csr_matrix`` (CUDA).
         transpose_solve: the solver for ``A^T`` in the backward pass (default: ``solve``).
-        **kwargs: passed to both solvers (e.g. ``rtol``/``atol``/``maxiter`` on CPU, ``tol`` on
-            CuPy); ``raise_on_failure=True`` raises ConvergenceError instead of warning.
+        **kwargs: passed to both solvers (e.g. ``tol``/``rtol``, ``atol``, ``maxiter``: the
+            relative tolerance reaches a named solver under its own name, SciPy's ``rtol`` or
+            CuPy's ``tol``; ``"spsolve"`` ignores the iteration options, as in
+            torchsparsegradutils); ``raise_on_failure=True`` raises ConvergenceError instead
+            of warning.
 
     Returns:
         ``X`` shaped like ``B``.

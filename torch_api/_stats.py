@@ -38,8 +38,10 @@ def mean_hotelling_t2_test(
     """One-sample Hotelling T^2 test of ``true_mean``, batched.
 
     Args:
-        sample_mean: ``(B, d)`` sample means, float32/float64.
-        true_mean: ``(B, d)`` hypothesised means, same dtype and device.
+        sample_mean: ``(B, d)`` sample means, float32/float64; a ``(d,)`` mean is one test
+            (``B = 1``, and ``sample_cov`` may then be ``(d, d)``).
+        true_mean: ``(B, d)`` hypothesised means, same dtype and device; a ``(d,)`` mean is
+            the hypothesis of every test of the batch.
         sample_cov: ``(B, d, d)`` unbiased sample covariances (positive definite).
         n: the number of samples behind each mean and covariance, ``n > d``.
         confidence_level: in ``(0, 1)``; the test falsely rejects with probability ``1 - level``.
@@ -52,8 +54,16 @@ def mean_hotelling_t2_test(
         >>> passed, t2, thr = mean_hotelling_t2_test(
         ...     x.mean(0)[None], torch.zeros(1, 2, dtype=torch.float64), torch.cov(x.T)[None], 500)
     """
-    sample_mean = check_dense("sample_mean", sample_mean, ndims=(2,))
-    true_mean = check_dense("true_mean", true_mean, ndims=(2,))
+    sample_mean = check_dense("sample_mean", sample_mean, ndims=(1, 2))
+    true_mean = check_dense("true_mean", true_mean, ndims=(1, 2))
+    if sample_mean.dim() == 1:  # a single test: a batch of one
+        sample_mean = sample_mean[None]
+        if isinstance(sample_cov, torch.Tensor) and sample_cov.dim() == 2:
+            sample_cov = sample_cov[None]
+    if true_mean.dim() == 1:  # one hypothesised mean for every test of the batch
+        true_mean = true_mean[None]
+        if true_mean.shape[-1] == sample_mean.shape[-1]:
+            true_mean = true_mean.expand(sample_mean.shape[0], -1)
     sample_cov, n, level = shared.check_hotelling_args(
         sample_mean, true_mean, sample_cov, n, confidence_level, check_match, _check_cov
     )

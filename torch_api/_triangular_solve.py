@@ -49,7 +49,9 @@ def _structure(pattern: Pattern, upper: bool, unitriangular: bool) -> torch.Tens
         raise ValueError(
             "A: expected CSR column indices sorted and distinct within each row (torch's CSR "
             "invariant, which MKL's triangular solve relies on), got unsorted or repeated ones; "
-            "rebuild A, e.g. A.to_sparse_coo().coalesce().to_sparse_csr()."
+            "rebuild A from COO, e.g. C = A.to_sparse_coo(); torch.sparse_coo_tensor("
+            "C.indices(), C.values(), C.shape).coalesce().to_sparse_csr() (a conversion of A "
+            "alone keeps its order)."
         )
     return check_triangular_csr(
         pattern.crow, cols, None, shape=pattern.shape, upper=upper, unitriangular=unitriangular

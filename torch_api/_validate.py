@@ -97,13 +97,8 @@ def _check_indices(name: str, A: torch.Tensor) -> bool:
     return True
 
 
-def check_dense(
-    name: str,
-    x: object,
-    *,
-    ndims: tuple[int, ...] = (1, 2, 3),
-    floating: bool = True,
-) -> torch.Tensor:
+def check_dense(name: str, x: object, *, ndims: tuple[int, ...] = (1, 2, 3),
+                floating: bool = True) -> torch.Tensor:
     """Check ``x`` is a dense (strided) tensor of an allowed rank and real float dtype."""
     x = check_tensor(name, x)
     if x.layout != torch.strided:

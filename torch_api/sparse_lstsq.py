@@ -3,6 +3,6 @@
 Kept importable under that path; defined in ``torch_api`` and only re-exported here.
 """
 
-from torch_api import sparse_generic_lstsq
+from torch_api import SparseGenericLstsq, sparse_generic_lstsq
 
-__all__ = ["sparse_generic_lstsq"]
+__all__ = ["SparseGenericLstsq", "sparse_generic_lstsq"]

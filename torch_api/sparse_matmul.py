@@ -3,6 +3,6 @@
 Kept importable under that path; defined in ``torch_api`` and only re-exported here.
 """
 
-from torch_api import sparse_mm
+from torch_api import SparseMatMul, sparse_mm
 
-__all__ = ["sparse_mm"]
+__all__ = ["SparseMatMul", "sparse_mm"]

@@ -113,6 +113,7 @@ class PairwiseIndices(NamedTuple):
     crow: np.ndarray  # (S + 1,) CSR row pointers
     value_index: np.ndarray  # (nnz,) flat position in values (K, C, *spatial) of each entry
     permutation: np.ndarray  # (nnz,) offset-major position of each entry (csr_permutation)
+    coo: np.ndarray | None = None  # (2, nnz): rows and cols are its two rows (when rows given)
 
 
 def _check_volume_and_offsets(volume_shape, offsets) -> None:
@@ -150,14 +151,24 @@ def pairwise_nnz(volume_shape: tuple[int, ...], offsets: list[tuple[int, ...]]) 
 
 
 def pairwise_indices(
-    volume_shape: tuple[int, ...], offsets: list[tuple[int, ...]]
+    volume_shape: tuple[int, ...],
+    offsets: list[tuple[int, ...]],
+    *,
+    rows: bool = True,
+    permutation: bool = True,
 ) -> PairwiseIndices:
     """Indices of the encoder's matrix for ``offsets`` on a ``(C, *spatial)`` volume (NumPy).
 
     Entry ``e`` is ``(rows[e], cols[e]) = values.reshape(-1)[value_index[e]]`` for values of
     shape ``(len(offsets), C, *spatial)``. The offset-major order (offset by offset, voxels in C
     order) is the order of the original's concatenated values; ``permutation[e]`` is entry
-    ``e``'s place in it. Cost O(S * len(offsets)), no sort.
+    ``e``'s place in it. ``rows=False`` / ``permutation=False`` leave those fields ``None``
+    (a CSR matrix needs no rows, a COO one no permutation), saving their memory; with rows,
+    ``rows`` and ``cols`` are the two rows of one ``(2, nnz)`` array ``coo`` (COO indices to
+    share, not to stack).
+
+    Cost O(S * len(offsets)) time, no sort; memory: the outputs, an ``(S, len(offsets))``
+    byte mask (and, for the permutation, its running count and one offset's voxels at a time).
 
     Example:
         >>> pairwise_indices((1, 3), [(0, 1)]).cols
@@ -172,25 +183,67 @@ def pairwise_indices(
     lin = off @ strides
     order = np.argsort(-lin, kind="stable")  # columns ascend within every row
 
-    valid = np.ones((*volume_shape, K), dtype=bool)
+    valid = np.ones((*volume_shape, K), dtype=bool)  # valid[p, c]: offset order[c] at voxel p
     for d, n in enumerate(volume_shape):
         p = np.arange(n)[:, None] - off[order, d][None, :]  # (n, K): coordinate of p - o
         ok = (p >= 0) & (p < n)
         valid &= ok.reshape((1,) * d + (n,) + (1,) * (len(volume_shape) - d - 1) + (K,))
-    rows, kk = np.nonzero(valid.reshape(S, K))
-    k = order[kk]
-    cols = rows - lin[k]
-    value_index = k * S + rows
-    counts = np.bincount(rows, minlength=S)
+    valid = valid.reshape(S, K)
     crow = np.zeros(S + 1, dtype=np.int64)
-    np.cumsum(counts, out=crow[1:])
+    np.cumsum(valid.sum(1), out=crow[1:])
+    return _entries(shape, off, lin, order, valid, crow, rows, permutation)
 
-    # offset-major position: the valid voxels of offset o form the box lo <= p < hi
-    lo = np.maximum(off, 0)
-    box = shape[None, :] - np.abs(off)  # (K, ndim) extent of each box
-    box_strides = np.ones_like(box)
-    box_strides[:, :-1] = np.cumprod(box[:, ::-1], axis=1)[:, ::-1][:, 1:]
-    start = np.concatenate([[0], np.cumsum(np.prod(box, axis=1))[:-1]])
-    coords = np.stack(np.unravel_index(rows, volume_shape), axis=1)  # (nnz, ndim)
-    permutation = start[k] + np.sum((coords - lo[k]) * box_strides[k], axis=1)
-    return PairwiseIndices(rows, cols, crow, value_index, permutation)
+
+_BLOCK = 1 << 21  # entries per block of rows: the temporaries' size
+
+
+def _entries(shape, off, lin, order, valid, crow, rows: bool, permutation: bool):
+    """Fill the outputs block of rows by block of rows, in row-major (CSR) order: an entry at
+    (row p, mask column c) has offset ``o = off[order[c]]``, ``col = p - lin(o)``,
+    ``value_index = order[c] * S + p`` and offset-major position ``start(o) + (index of p in
+    o's box of valid voxels, C order)``. Temporaries are one block's."""
+    S, K = valid.shape
+    nnz = int(crow[-1])
+    coo = np.empty((2, nnz), dtype=np.int64) if rows else None
+    cols = coo[1] if rows else np.empty(nnz, dtype=np.int64)
+    value_index = np.empty(nnz, dtype=np.int64)
+    perm = np.empty(nnz, dtype=np.int64) if permutation else None
+    lin_c, base_c = lin[order], order * S
+    if permutation:  # per mask column: the offset's box (start, lower corner, C strides)
+        box = np.maximum(shape[None, :] - np.abs(off[order]), 0)
+        box_strides = np.ones_like(box)
+        box_strides[:, :-1] = np.cumprod(box[:, ::-1], axis=1)[:, ::-1][:, 1:]
+        sizes = np.prod(np.maximum(shape[None, :] - np.abs(off), 0), axis=1)
+        start = np.concatenate([[0], np.cumsum(sizes)[:-1]])[order]
+        # index in the box = sum_d (p_d - lo_d) box_strides_d: the constant part per column
+        start_c = start - np.sum(np.maximum(off[order], 0) * box_strides, axis=1)
+        box_strides_d = [np.ascontiguousarray(box_strides[:, d]) for d in range(len(shape))]
+    step = max(1, _BLOCK // max(K, 1))
+    for r0 in range(0, S, step):
+        r1 = min(S, r0 + step)
+        a, b = int(crow[r0]), int(crow[r1])
+        if a == b:
+            continue
+        c = np.flatnonzero(valid[r0:r1])  # (row - r0) * K + column
+        row = c // K
+        row += r0
+        np.remainder(c, K, out=c)
+        if rows:
+            coo[0, a:b] = row
+        out = cols[a:b]
+        np.take(lin_c, c, out=out, mode="clip")
+        np.subtract(row, out, out=out)
+        out = value_index[a:b]
+        np.take(base_c, c, out=out, mode="clip")
+        out += row
+        if permutation:
+            out = perm[a:b]
+            np.take(start_c, c, out=out, mode="clip")
+            local = row - r0  # the entry's row within the block
+            coords = np.unravel_index(np.arange(r0, r1), tuple(shape))  # per row, not entry
+            term = np.empty_like(out)
+            for coord, strides_d in zip(coords, box_strides_d, strict=True):
+                np.take(strides_d, c, out=term, mode="clip")
+                term *= np.take(coord, local, mode="clip")
+                out += term
+    return PairwiseIndices(coo[0] if rows else None, cols, crow, value_index, perm, coo)

@@ -5,20 +5,23 @@
   ``A^T x`` where available). Sparse operands use :class:`~jax_api._pattern.Pattern`'s products
   (torch's MKL kernels on CPU), so a ``vmap`` over right-hand sides becomes one product with
   many columns.
-- :func:`linear_matmul`: the sparse product as a JAX primitive that JAX can *transpose*
-  (``jax.linear_transpose``), which JAX's BiCGSTAB and GMRES require of their operator
-  (``lax.custom_linear_solve`` traces ``A^T`` up front); its rules are the same kernels.
+- :func:`linear_matmul`: the sparse product as the bilinear primitive of :mod:`jax_api._linear`,
+  which JAX can *transpose* (JAX's BiCGSTAB and GMRES require it of their operator:
+  ``lax.custom_linear_solve`` traces ``A^T`` up front) and differentiate in A's values.
 - :func:`by_column`: run a one-vector solver on every column of a block (``vmap``), so the ``k``
   columns are ``k`` independent systems, each with its own stopping test.
 - :func:`report`: a :class:`~bridge.internal.convergence.ConvergenceWarning` (through
   ``jax.debug.callback``, so it also works under ``jit``) when a column did not converge.
 
-None of the solvers is differentiated through its iterations (their products have no JVP):
-differentiate through :func:`jax_api.sparse_generic_solve` / :func:`jax_api.sparse_generic_lstsq`.
+``cg``, ``bicgstab`` and ``gmres`` (JAX's own, through ``lax.custom_linear_solve``) are
+differentiable when called directly, implicitly, never through their iterations; ``minres`` and
+``lsmr`` are not yet: differentiate through :func:`jax_api.sparse_generic_solve` /
+:func:`jax_api.sparse_generic_lstsq`.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from functools import partial
 from typing import NamedTuple
@@ -26,14 +29,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.extend.core import Primitive
-from jax.interpreters import ad, batching, mlir
 
 from bridge.internal.convergence import report_nonconvergence
 from bridge.internal.options import check_maxiter
 
+from .._linear import mm
 from .._pattern import Pattern
-from .._sharding import varying_like
 from .._validate import FLOATS, SPARSE_TYPES, check_dense, check_match, type_error, value_error
 
 MatVec = Callable[[jax.Array], jax.Array]
@@ -57,59 +58,10 @@ class SolveInfo(NamedTuple):
     tolerance: jax.Array
 
 
-def _matmul_impl(rows, cols, crow, values, B, *, shape, csr_shape, layout):
-    return Pattern(crow, cols, rows, shape, layout).matmul(values, B)
-
-
-def _matmul_abstract(rows, cols, crow, values, B, *, csr_shape, **_):
-    # B.update keeps B's shard_map typing, which linear_matmul made the inputs' union
-    return B.update(shape=(csr_shape[0], B.shape[1]), weak_type=False)
-
-
-def _matmul_batch(args, dims, **params):
-    *matrix, B = args
-    *matrix_dims, b_dim = dims
-    if all(d is None for d in matrix_dims) and b_dim is not None:  # None: not mapped
-        # one matrix, many vectors (a solver vmapped over columns): the mapped axis becomes
-        # columns of one product where it lies, so neither XLA nor torch transposes the block
-        B = jnp.moveaxis(B, b_dim, -1)
-        M, p, size = B.shape
-        Y = _matmul_impl(*matrix, B.reshape(M, p * size), **params)
-        return Y.reshape(Y.shape[0], p, size), 2
-    return jax.vmap(partial(_matmul_impl, **params), in_axes=dims)(*args), 0
-
-
-def _matmul_transpose(ct, rows, cols, crow, values, B, **params):
-    if any(ad.is_undefined_primal(x) for x in (rows, cols, crow, values)):
-        raise NotImplementedError("the solvers' sparse product is linear in B only")
-    if type(ct) is ad.Zero:
-        return None, None, None, None, ad.Zero(B.aval)
-    pattern = Pattern(crow, cols, rows, params["shape"], params["layout"])
-    return None, None, None, None, pattern.rmatmul(values, ct)
-
-
-_matmul_p = Primitive("sparsegradutils_linear_matmul")
-_matmul_p.def_impl(_matmul_impl)
-_matmul_p.def_abstract_eval(_matmul_abstract)
-mlir.register_lowering(_matmul_p, mlir.lower_fun(_matmul_impl, multiple_results=False))
-batching.primitive_batchers[_matmul_p] = _matmul_batch
-ad.primitive_transposes[_matmul_p] = _matmul_transpose
-
-
 def linear_matmul(pattern: Pattern, values: jax.Array, B: jax.Array) -> jax.Array:
-    """``A @ B`` (``B (M, p)``), linear in ``B`` and transposable by JAX; not differentiable
-    with respect to ``values`` (use the ops' custom VJPs for that)."""
-    B = varying_like(B, (pattern.rows, pattern.col, pattern.crow, values))
-    return _matmul_p.bind(
-        pattern.rows,
-        pattern.col,
-        pattern.crow,
-        values,
-        B,
-        shape=pattern.shape,
-        csr_shape=pattern.csr_shape,
-        layout=pattern.layout,
-    )
+    """``A @ B`` (``B (M, p)``): the bilinear primitive :func:`jax_api._linear.mm`, which JAX can
+    transpose (JAX's BiCGSTAB and GMRES need that) and differentiate in ``values`` too."""
+    return mm(pattern, values, B)
 
 
 class Operator(NamedTuple):
@@ -230,6 +182,33 @@ def report(solver: str, info: SolveInfo, maxiter: int | None = None) -> SolveInf
     tol = jnp.broadcast_to(info.tolerance, jnp.shape(info.converged))
     jax.debug.callback(partial(_warn, solver, maxiter), info.converged, its, info.residual, tol)
     return info
+
+
+def compiled(solver):
+    """``solver(A, B, **options)`` compiled once per shapes, dtypes and option values (one
+    ``jax.jit`` per set of option names), so that eager calls reuse the program instead of
+    tracing a new ``while_loop`` each time. ``x0`` is an ordinary argument; the other options
+    (tolerances, ``maxiter``, a preconditioner function) are static. A callable ``A``, a
+    non-array ``B`` or an unhashable option runs as written, uncompiled.
+    """
+    programs: dict[tuple[str, ...], Callable] = {}
+
+    @functools.wraps(solver)
+    def call(A, B, **options):
+        arrays = (A, B) if options.get("x0") is None else (A, B, options["x0"])
+        static = tuple((k, v) for k, v in options.items() if k != "x0")
+        if not all(isinstance(x, (jax.Array, *SPARSE_TYPES)) for x in arrays):
+            return solver(A, B, **options)
+        try:
+            hash(static)
+        except TypeError:
+            return solver(A, B, **options)
+        names = tuple(sorted(k for k, _ in static))
+        if names not in programs:
+            programs[names] = jax.jit(solver, static_argnames=names)
+        return programs[names](A, B, **options)
+
+    return call
 
 
 def solve_with_jax(name: str, jax_solver, A, B, x0, tol, atol, maxiter, **options):

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import jax
 
-from ._common import solve_with_jax
+from ._common import compiled, solve_with_jax
 
 __all__ = ["bicgstab"]
 
 
+@compiled
 def bicgstab(
     A, B: jax.Array, *, x0=None, tol: float = 1e-5, atol: float = 0.0, maxiter=None, M=None
 ):

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import jax
 
-from ._common import solve_with_jax
+from ._common import compiled, solve_with_jax
 
 __all__ = ["cg"]
 
 
+@compiled
 def cg(A, B: jax.Array, *, x0=None, tol: float = 1e-5, atol: float = 0.0, maxiter=None, M=None):
     """Solve ``A X = B`` for a symmetric positive definite ``A`` by (preconditioned) CG.
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import jax
 
-from ._common import solve_with_jax
+from ._common import compiled, solve_with_jax
 
 __all__ = ["gmres"]
 
 
+@compiled
 def gmres(
     A,
     B: jax.Array,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ._common import SolveInfo, as_operator, by_column, check_rhs_for, check_x0, report
+from ._common import SolveInfo, as_operator, by_column, check_rhs_for, check_x0, compiled, report
 
 __all__ = ["lsmr"]
 
@@ -193,6 +193,7 @@ def _lsmr_one(matvec, rmatvec, b, x0, damp, atol, btol, conlim, maxiter, n):
     return out["x"], info
 
 
+@compiled
 def lsmr(
     A,
     B: jax.Array,

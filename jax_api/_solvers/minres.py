@@ -25,6 +25,7 @@ from ._common import (
     by_column,
     check_rhs_for,
     check_x0,
+    compiled,
     default_maxiter,
     relative_residual,
     report,
@@ -86,6 +87,7 @@ def _minres_one(matvec, precond, b, x0, tol, atol, maxiter):
     return x, info
 
 
+@compiled
 def minres(A, B: jax.Array, *, x0=None, tol: float = 1e-5, atol: float = 0.0, maxiter=None, M=None):
     """Solve ``A X = B`` for a symmetric (possibly indefinite) ``A`` by MINRES.
 

@@ -10,7 +10,7 @@ from tests import references
 
 from .batteries import JAX, dense_battery, sparse_battery
 from .inputs import inconsistent, mat, rhs, with_nan
-from .table import TE, VE, Row, c, converge_warn, equals, err, propagates, shaped
+from .table import TE, VE, Raises, Row, c, converge_warn, equals, err, propagates, shaped
 
 F32 = np.float32
 TOL32 = {"rtol": 1e-5, "atol": 1e-6}  # float32 results against float64 references
@@ -41,7 +41,143 @@ def _zeros(*shape):
 
 def rows() -> list[Row]:
     """Rows of the jax_api operations, solvers, models and constructors."""
-    return _operation_rows() + _solver_rows() + _other_rows()
+    return _operation_rows() + _solver_rows() + _other_rows() + _index_rows() + _jit_rows()
+
+
+# --------------------------------------------------- broken indices, eagerly and under jax.jit
+def _jitted(fn, **static):
+    """``fn(*arrays, **static)`` compiled by ``jax.jit`` with every array argument traced (run
+    to completion, so a run-time check has reported before the row is judged)."""
+    import jax
+
+    f = jax.jit(lambda *args: fn(*args, **static))
+    return lambda *args: jax.block_until_ready(f(*args))
+
+
+def _bad_sparse(case: str):
+    """3 x 3 float32 matrices with malformed indices (the general matrix's shape)."""
+    import jax.numpy as jnp
+    from jax.experimental.sparse import BCOO, BCSR
+
+    data = jnp.asarray([2.0, 1.0, 3.0], jnp.float32)
+    i32 = lambda x: jnp.asarray(x, jnp.int32)
+    if case == "negative BCOO index":
+        return BCOO((data, i32([[0, 0], [-1, 1], [2, 2]])), shape=(3, 3))
+    if case == "BCSR column index past the shape":
+        return BCSR((data, i32([0, 7, 2]), i32([0, 1, 2, 3])), shape=(3, 3))
+    if case == "BCSR indptr decreasing":
+        return BCSR((data, i32([0, 1, 2]), i32([0, 2, 1, 3])), shape=(3, 3))
+    raise ValueError(case)
+
+
+INDEX_CASES = {
+    "negative BCOO index": "non-negative indices",
+    "BCSR column index past the shape": r"column indices in \[0, 3\)",
+    "BCSR indptr decreasing": "indptr rising from 0",
+}
+
+
+def _false_flags(D: torch.Tensor):
+    """``D`` as a BCOO whose entries are reversed but flagged sorted and unique."""
+    from jax.experimental.sparse import BCOO
+
+    S = JAX.sparse(D, "bcoo")
+    return BCOO((S.data[::-1], S.indices[::-1]), shape=S.shape, indices_sorted=True,
+                unique_indices=True)
+
+
+def _jit_error(arg: str, match: str):
+    """Under ``jit`` the check runs with the program: JAX's run-time error carries the message."""
+    from jax.errors import JaxRuntimeError
+
+    return Raises(JaxRuntimeError, arg, match,
+                  f"when the program runs, carrying `{arg}: expected {match}...`")
+
+
+def _index_rows() -> list[Row]:
+    import jax_api as J
+
+    dn = JAX.dense
+    ops = (("sparse_mm", J.sparse_mm, {}),
+           ("sparse_triangular_solve", J.sparse_triangular_solve, {"upper": False}),
+           ("sparse_generic_solve", J.sparse_generic_solve, {}),
+           ("sparse_generic_lstsq", J.sparse_generic_lstsq, {}))
+    out: list[Row] = []
+    for name, fn, kw in ops:
+        t = f"jax_api.{name}"
+        for case, match in INDEX_CASES.items():
+            out += [
+                Row(t, f"A: {case}",
+                    lambda fn=fn, kw=kw, case=case: c(fn, _bad_sparse(case), dn(rhs()), **kw),
+                    err(VE, "A", match)),
+                Row(t, f"under jax.jit: A: {case}",
+                    lambda fn=fn, kw=kw, case=case: c(_jitted(fn, **kw), _bad_sparse(case),
+                                                      dn(rhs())),
+                    _jit_error("A", match)),
+            ]
+    return out
+
+
+def _jit_rows() -> list[Row]:
+    import jax.numpy as jnp
+
+    import jax_api as J
+
+    sp, dn = JAX.sparse, JAX.dense
+    L = mat("lower")
+    tri = J.sparse_triangular_solve
+    out = [
+        Row("jax_api.sparse_mm", "under jax.jit: indices_sorted/unique_indices flags false",
+            lambda: c(_jitted(J.sparse_mm), _false_flags(mat()), dn(rhs())),
+            equals(lambda call: mat().numpy() @ rhs().numpy(),
+                   "correct result (the flags are not trusted)", **TOL32)),
+        Row("jax_api.sparse_mm", "indices_sorted/unique_indices flags false",
+            lambda: c(J.sparse_mm, _false_flags(mat()), dn(rhs())),
+            equals(lambda call: mat().numpy() @ rhs().numpy(),
+                   "correct result (the flags are not trusted)", **TOL32)),
+        Row("jax_api.sparse_triangular_solve", "under jax.jit: A not triangular",
+            lambda: c(_jitted(tri, upper=False), sp(mat()), dn(rhs())),
+            _jit_error("A", "a lower-triangular matrix")),
+        Row("jax_api.sparse_triangular_solve",
+            "under jax.jit: diagonal stored with unitriangular=True",
+            lambda: c(_jitted(tri, upper=False, unitriangular=True), sp(L), dn(rhs())),
+            _jit_error("A", "a strictly triangular matrix")),
+        Row("jax_api.sparse_triangular_solve", "under jax.jit: a diagonal entry missing",
+            lambda: c(_jitted(tri, upper=False), sp(L - torch.diag(torch.tensor([0.0, 3, 0]))),
+                      dn(rhs())),
+            _jit_error("A", "a nonzero stored diagonal")),
+        Row("jax_api.sparse_triangular_solve",
+            "under jax.jit: check=False (the documented opt-out) on a valid factor",
+            lambda: c(_jitted(tri, upper=False, check=False), sp(L), dn(rhs())),
+            equals(_ref(np.linalg.solve), "correct result (a valid factor, unchecked)",
+                   **TOL32)),
+    ]
+    t = "jax_api.SparseMultivariateNormal.log_prob"
+    x = jnp.asarray([0.5, -1.0, 2.0], jnp.float32)
+    for param, D, what, match in (
+        ("precision_tril", mat("spd"), "not lower triangular", "a lower-triangular factor"),
+        ("scale_tril", L - 2 * torch.diag(torch.diag(L)), "with a negative diagonal",
+         "every diagonal entry stored and positive"),
+    ):
+        def log_prob(F, x, param=param):
+            return J.SparseMultivariateNormal(jnp.zeros(3, jnp.float32), validate_args=True,
+                                              **{param: F}).log_prob(x)
+
+        out.append(Row(t, f"under jax.jit: {param} {what} (validate_args=True)",
+                       lambda D=D, f=log_prob: c(_jitted(f), sp(D), x), _jit_error(param, match)))
+    a, b = jnp.ones((3, 2), jnp.float32), jnp.ones((2, 2, 4), jnp.float32)
+    out += [
+        Row("jax_api.segment_mm", "under jax.jit: seglen_a does not sum to a's rows",
+            lambda: c(_jitted(J.segment_mm), a, b, jnp.asarray([1, 1])),
+            _jit_error("seglen_a", "lengths summing to a's 3 rows")),
+        Row("jax_api.segment_mm", "under jax.jit: seglen_a has a negative length",
+            lambda: c(_jitted(J.segment_mm), a, b, jnp.asarray([4, -1])),
+            _jit_error("seglen_a", "non-negative lengths")),
+        Row("jax_api.gather_mm", "under jax.jit: idx_b out of range",
+            lambda: c(_jitted(J.gather_mm), a, b, jnp.asarray([0, 2, -1])),
+            _jit_error("idx_b", r"indices in \[0, 2\)")),
+    ]
+    return out
 
 
 def _operation_rows() -> list[Row]:

@@ -58,7 +58,7 @@ def rows() -> list[Row]:
             Row(t, f"{rname} is sparse", lambda fn=fn, D=D: c(fn, sp(D), rhs().to_sparse()),
                 err(TE, rname, "dense")),
             Row(t, f"{rname} has int64 values", lambda fn=fn, D=D: c(fn, sp(D), rhs().long()),
-                err(VE, rname, "float32 or float64")),
+                err(VE, rname, "float32,? (or )?float64")),
             Row(t, f"{rname} is float32 ({opname} float64)", lambda fn=fn,
                 D=D: c(fn, sp(D), rhs().float()),
                 err(VE, rname, "dtype")),

@@ -173,6 +173,16 @@ def c(fn, *args, **kwargs) -> Call:
 
 # Public names that take no input worth auditing: exception and warning classes, and plain
 # records whose fields are validated where they are used (rows under the solver that reads them).
+_SHIM = ("torchsparsegradutils' autograd Function name; its apply() calls the public operation "
+         "(rows there)")
+# torchsparsegradutils-compatible names tried with the generic row
+COMPAT_GENERIC = (
+    *(f"torch_api.utils.generate_random_sparse_{k}_matrix" for k in (
+        "coo", "csr", "strictly_triangular_coo", "strictly_triangular_csr", "triangular_coo",
+        "triangular_csr")),
+    "torch_api.encoders.calc_pairwise_coo_indices_nd",
+)
+
 EXEMPT = {
     "torch_api.utils.ConvergenceError": "exception class",
     "torch_api.utils.ConvergenceWarning": "warning class",
@@ -180,10 +190,19 @@ EXEMPT = {
     "torch_api.utils.LinearCGSettings": "options NamedTuple; validated by linear_cg (rows there)",
     "torch_api.utils.MINRESSettings": "options NamedTuple; validated by minres (rows there)",
     "torch_api.utils.BICGSTABSettings": "options NamedTuple; validated by bicgstab (rows there)",
-    "torch_api.clear_caches": "takes no arguments (its behaviour: tests/torch_api/test_pattern_cache.py)",
+    "torch_api.clear_caches": "takes no arguments (tests/torch_api/test_pattern_cache.py)",
+    "torch_api.SparseMatMul": _SHIM,
+    "torch_api.SparseTriangularSolve": _SHIM,
+    "torch_api.SparseGenericSolve": _SHIM,
+    "torch_api.SparseGenericLstsq": _SHIM,
+    "torch_api.SparseSolveJ4T": _SHIM,
+    "torch_api.SparseSolveC4T": _SHIM,
+    "torch_api.encoders.PairwiseVoxelEncoder": "deprecated alias of PairwiseEncoder (rows there)",
+    "torch_api.encoders.calc_pairwise_coo_indices": (
+        "deprecated alias of calc_pairwise_coo_indices_nd (rows there)"),
     "jax_api.SolveInfo": "result record returned by the jax_api solvers (never an input)",
-    "jax_api.ConvergenceError": "exception class (the one bridge.internal defines, as torch_api's)",
-    "jax_api.ConvergenceWarning": "warning class (the one bridge.internal defines, as torch_api's)",
+    "jax_api.ConvergenceError": "exception class (bridge.internal's, as torch_api's)",
+    "jax_api.ConvergenceWarning": "warning class (bridge.internal's, as torch_api's)",
 }
 
 PUBLIC_MODULES = (
@@ -235,7 +254,8 @@ def rows() -> list[Row]:
            + rows_bridge.rows() + rows_jax_api.rows())
     covered = {r.target for r in out}
     out += [generic_row(q) for q in public_callables()
-            if q.startswith("jax_api.") and q not in covered and q not in EXEMPT]
+            if (q.startswith("jax_api.") or q in COMPAT_GENERIC) and q not in covered
+            and q not in EXEMPT]
     ids = [r.id for r in out]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     assert not dup, f"duplicate row ids: {dup}"

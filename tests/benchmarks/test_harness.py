@@ -79,7 +79,7 @@ def test_budget_stops_the_rounds_after_the_minimum_samples():
 
     res = measure(Case("op", "p", [Impl("slow", lambda: Runner(forward=slow)),
                                     Impl("fast", lambda: Runner(forward=lambda: torch.ones(2)))]),
-                  device="cpu", repeats=4, budget_s=0.01)
+                  device="cpu", repeats=4, budget_s=0.01, one_thread=False)
     # warm-up, memory, one timed call: the memory run is not a sample (its allocator is slowed)
     assert len(res["slow"].fwd_s) == 1 and res["slow"].budget_hit
     assert len(calls) == 3 and res["slow"].fwd_s[0] >= 0.02
@@ -87,7 +87,7 @@ def test_budget_stops_the_rounds_after_the_minimum_samples():
     # past the budget, a minimum number of samples is still taken (the full suite asks for 3)
     calls.clear()
     res = measure(Case("op", "p", [Impl("slow", lambda: Runner(forward=slow))]),
-                  device="cpu", repeats=5, budget_s=0.01, min_samples=3)
+                  device="cpu", repeats=5, budget_s=0.01, min_samples=3, one_thread=False)
     assert len(res["slow"].fwd_s) == 3 and res["slow"].budget_hit and len(calls) == 5
 
 
@@ -106,7 +106,7 @@ def test_a_very_slow_baseline_is_timed_by_its_warm_up_alone():
 
     res = measure(Case("op", "p", [Impl("ours", make("ours", 0.03), ours=True),
                                     Impl("base", make("base", 0.03))]),
-                  device="cpu", repeats=3, budget_s=10, slow_s=0.02)
+                  device="cpu", repeats=3, budget_s=10, slow_s=0.02, one_thread=False)
     assert calls["base"] == 1 and len(res["base"].fwd_s) == 1 and res["base"].fwd_s[0] >= 0.03
     assert res["base"].ok and res["base"].fwd_peak is None and "warm-up" in res["base"].note
     # ours is always measured in full

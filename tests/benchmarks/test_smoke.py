@@ -51,6 +51,13 @@ def test_every_benchmark_reports_every_implementation(quick_run):
     assert {"torch_api", "jax_api", "torch.sparse.mm", "torch dense", "scipy",
             "tsgu 0.2.7"} <= impls  # recorded even when not installed
     assert "Goals set by the issues" in stdout
+    goal_lines = stdout.split("Goals set by the issues", 1)[1]
+    assert "NOT MET" not in goal_lines and "indicative only" in goal_lines
+    # every implementation of ours timed at torch's default threads and, with more than one, at 1
+    for r in rows:
+        assert int(r["torch_threads"]) == int(r["env_torch_threads"]) >= 1, r
+        if r["ours"] == "True" and int(r["torch_threads"]) > 1:
+            assert float(r["fwd_1thread_ms_median"]) > 0, r
 
 
 def test_goals_and_ratios(quick_run):
@@ -60,10 +67,12 @@ def test_goals_and_ratios(quick_run):
     for phrase in ("10x faster than tsgu", "torch.sparse.mm CSR", "backward peak <= 1.5x",
                    "0.5x the time of jax.sparse BCOO", "jax_api within 1.5x of torch_api"):
         assert phrase in texts, phrase
+    # the quick suite is not at the goals' sizes: ratios, and no verdict
     for g in goals:
-        assert g["met"] in ("True", "False", "")
-        if g["value"]:
-            assert (float(g["value"]) <= float(g["limit"])) == (g["met"] == "True")
+        assert g["met"] == "", g
+        assert g["verdict"] == ("indicative only (goals are set at full sizes)" if g["value"]
+                                else "no data"), g
+    assert any(g["value"] for g in goals)
     ratios = _rows(out / "quick-ratios.csv")
     assert any(r["what"] == "torch_api / torch dense" and r["fwdbwd_time_ratio"] for r in ratios)
     summary = (out / "quick-summary.md").read_text()
@@ -101,7 +110,9 @@ def test_matrix_market_file_end_to_end(tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = _rows(tmp_path / "quick-small-results.csv")
-    assert {r["problem"] for r in rows} == {"small.mtx (general) csr"}
+    problems = {r["problem"] for r in rows}  # the product, and its second-order (HVP) case
+    assert "small.mtx (general) csr" in problems
+    assert all(p.startswith("small.mtx (general) csr") for p in problems), problems
     assert {r["nnz"] for r in rows} == {str(sp.csr_array(M).nnz)}
     assert all(r["status"] == "ok" for r in rows if r["ours"] == "True")
 

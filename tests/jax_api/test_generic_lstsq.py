@@ -101,7 +101,8 @@ def test_custom_solvers_receive_a_and_its_transpose(x64):
     )
     _, dT, _ = _dense_reference(T, np.asarray(B), np.ones(5))
     np.testing.assert_allclose(jax_sparse_grad_dense(A, g), dT * (T != 0), rtol=1e-8, atol=1e-9)
-    assert seen == [(12, 5), (5, 12), (12, 5)]  # forward, A^T z = G, A Y = z
+    # forward, A^T z = G, A Y = z (the compiled program may trace the forward once more first)
+    assert seen[-3:] == [(12, 5), (5, 12), (12, 5)] and set(seen[:-3]) <= {(12, 5)}
 
 
 def test_bad_inputs():

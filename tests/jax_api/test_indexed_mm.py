@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -67,6 +69,79 @@ def test_segment_mm_vmap_over_all_arguments():
     # vmap over a only, sharing b and the segments
     out = jax.vmap(segment_mm, in_axes=(0, None, None))(A, b, s)
     np.testing.assert_allclose(out[1], references.segment_mm(A[1], b, s), rtol=1e-5, atol=1e-5)
+
+
+# every combination of shared (None) and mapped (axis 0) operands, and the batch axis elsewhere
+# (last axis of a or b, axis 1 of the integer operand) with shared and mapped neighbours
+AXES = [ax for ax in itertools.product((None, 0), repeat=3) if ax != (None, None, None)]
+AXES += [(-1, None, None), (None, -1, 1), (-1, 0, 1)]
+
+
+def _mapped_operands(op, L=3, seed=0):
+    """Per-item operands of ``op`` (``segment_mm`` or ``gather_mm``): ``(a, b, third)`` with a
+    leading axis of ``L`` items, the third argument differing per item."""
+    rng = np.random.default_rng(seed)
+    n, r = 7, 3
+    a = rng.standard_normal((L, n, 3)).astype(np.float32)
+    b = rng.standard_normal((L, r, 3, 2)).astype(np.float32)
+    if op == "segment_mm":
+        third = np.array([[2, 0, 5], [7, 0, 0], [1, 3, 3]], np.int32)[:L]
+    else:
+        third = rng.integers(0, r, (L, n)).astype(np.int32)
+    return a, b, third
+
+
+def _place(x, ax):
+    """Item-major ``x (L, ...)`` as vmap's argument for ``ax``: item 0 when shared, else the item
+    axis moved to ``ax``."""
+    return x[0] if ax is None else np.moveaxis(x, 0, ax)
+
+
+@pytest.mark.parametrize("op", ["segment_mm", "gather_mm"])
+@pytest.mark.parametrize("axes", AXES, ids=str)
+def test_vmap_under_jit_over_in_axes(op, axes):
+    """``jit(vmap(...))`` with shared and mapped operands: every ``platform_dependent`` branch
+    (the ragged_dot one too, on CPU) must trace and batch."""
+    fn = {"segment_mm": segment_mm, "gather_mm": gather_mm}[op]
+    ref = {"segment_mm": references.segment_mm, "gather_mm": references.gather_mm}[op]
+    items = _mapped_operands(op)
+    args = [jnp.asarray(_place(x, ax)) for x, ax in zip(items, axes, strict=True)]
+    out = jax.jit(jax.vmap(fn, in_axes=axes))(*args)
+    pick = lambda x, ax, i: x[0] if ax is None else x[i]
+    for i in range(3):
+        want = ref(*(pick(x, ax, i) for x, ax in zip(items, axes, strict=True)))
+        np.testing.assert_allclose(out[i], want, rtol=1e-5, atol=1e-5)
+    # gradients through the batched program: the per-item dense gradients (summed when shared)
+    loss = lambda a, b: jnp.sum(jnp.sin(jax.vmap(fn, in_axes=axes)(a, b, args[2])))
+    got = jax.jit(jax.grad(loss, (0, 1)))(args[0], args[1])
+    per_item = [_dense_grads(op, *(pick(x, ax, i) for x, ax in zip(items, axes, strict=True)))
+                for i in range(3)]
+    for k in range(2):
+        want = np.stack([g[k] for g in per_item])
+        want = want.sum(0) if axes[k] is None else np.moveaxis(want, 0, axes[k])
+        np.testing.assert_allclose(got[k], want, rtol=1e-4, atol=1e-5)
+
+
+def _dense_grads(op, a, b, third):
+    """``d/da, d/db`` of ``sum(sin(op(a, b, third)))`` in float64 NumPy."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    group = np.repeat(np.arange(len(third)), third) if op == "segment_mm" else third
+    G = np.cos(np.einsum("nd,nde->ne", a, b[group]))
+    db = np.zeros_like(b)
+    np.add.at(db, group, np.einsum("nd,ne->nde", a, G))
+    return np.einsum("ne,nde->nd", G, b[group]), db
+
+
+@pytest.mark.parametrize("axes", [(None, 0, None), (0, None, 0), (None, None, 0)], ids=str)
+def test_ragged_branch_batches_with_shared_operands(axes):
+    """The GPU/TPU branch itself (``ragged_dot``) under ``jit(vmap)`` on this platform."""
+    items = _mapped_operands("segment_mm")
+    args = [jnp.asarray(_place(x, ax)) for x, ax in zip(items, axes, strict=True)]
+    out = jax.jit(jax.vmap(_segment_mm_ragged, in_axes=axes))(*args)
+    for i in range(3):
+        want = references.segment_mm(*(x[0] if ax is None else x[i]
+                                       for x, ax in zip(items, axes, strict=True)))
+        np.testing.assert_allclose(out[i], want, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -106,8 +106,6 @@ def test_unsupported_methods_say_why(method, layout):
         args = () if method == "enumerate_support" else (loc,)
         with pytest.raises(NotImplementedError, match=rf"^{method}: .{{40,}}"):
             getattr(dist, method)(*args)
-    with pytest.raises(NotImplementedError, match="log_prob: .*SparseMultivariateNormal"):
-        SparseMultivariateNormalNative(loc, L_csr).log_prob(loc)
 
 
 def test_native_expand_and_repr():

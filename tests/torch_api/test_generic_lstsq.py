@@ -79,26 +79,33 @@ def test_square_system_with_direct_solver(layout):
     assert_sparse_grad(A.grad, A, dDr)
 
 
-def test_transpose_lstsq_receives_the_transpose(layout, index_dtype):
+@pytest.mark.parametrize("given", ["lstsq", "both"])
+def test_transpose_lstsq_contract(layout, index_dtype, given):
+    """Only ``lstsq`` given: the backward calls it with ``A^T``. Both given (torchsparsegradutils'
+    contract): ``transpose_lstsq`` receives ``A`` and solves ``A^T z = G`` itself."""
     D = tall()
     seen = []
 
-    def recording(name):
+    def recording(name, transpose=False):
         def lstsq(Mx, R, **kw):
             seen.append((name, Mx, kw))
-            return direct(Mx, R)
+            return torch.linalg.pinv(Mx.to_dense().mT if transpose else Mx.to_dense()) @ R
 
         return lstsq
 
     A = to_sparse(D, layout, index_dtype).requires_grad_()
     B = torch.randn(M, dtype=torch.float64)
     G = torch.randn(N, dtype=torch.float64)
-    X, dB = run(A, B, G, lstsq=recording("fwd"), transpose_lstsq=recording("bwd"), flag=1)
+    kw = dict(lstsq=recording("fwd"), flag=1)
+    if given == "both":
+        kw["transpose_lstsq"] = recording("bwd", transpose=True)
+    X, dB = run(A, B, G, **kw)
     names = [s[0] for s in seen]
-    assert names == ["fwd", "bwd", "fwd"]  # X; then z = A^{+T} G; then Y = A^+ z for dA
+    # X; then z = A^{+T} G; then Y = A^+ z for dA
+    assert names == ["fwd", "bwd" if given == "both" else "fwd", "fwd"]
     assert all(s[2] == {"flag": 1} for s in seen)
     assert all(s[1].layout == layout for s in seen)
-    torch.testing.assert_close(seen[1][1].to_dense(), D.T)
+    torch.testing.assert_close(seen[1][1].to_dense(), D if given == "both" else D.T)
     Xr, dDr, dBr = dense_reference(D, B, G)
     torch.testing.assert_close(dB, dBr)
     assert_sparse_grad(A.grad, A, dDr)

@@ -68,32 +68,37 @@ def test_transpose_solve_uses_the_transpose(layout):
     assert (wrong - dBr).abs().max() > 1e-2
 
 
-def test_solvers_receive_caller_layout_and_transpose(layout, index_dtype):
+@pytest.mark.parametrize("given", ["solve", "both"])
+def test_solvers_receive_caller_layout_and_transpose(layout, index_dtype, given):
+    """Only ``solve`` given: the backward calls it with ``A^T``. Both given (torchsparsegradutils'
+    contract): ``transpose_solve`` receives ``A`` and solves ``A^T Y = G`` itself."""
     D = solve_matrix(N, "general")
     seen = []
 
-    def recording(name):
+    def recording(name, transpose=False):
         def solve(M, R, **kw):
             seen.append((name, M, kw))
-            return direct(M, R)
+            return torch.linalg.solve(M.to_dense().mT if transpose else M.to_dense(), R)
 
         return solve
 
     A = make(D, layout, index_dtype)
     B = torch.randn(N, dtype=torch.float64)
-    run(
-        A,
-        B,
-        torch.ones(N, dtype=torch.float64),
-        solve=recording("fwd"),
-        transpose_solve=recording("bwd"),
-        flag=7,
-    )
+    G = torch.randn(N, dtype=torch.float64)
+    kw = dict(solve=recording("fwd"), flag=7)
+    if given == "both":
+        kw["transpose_solve"] = recording("bwd", transpose=True)
+    X, dB = run(A, B, G, **kw)
     (f, Mf, kwf), (b, Mb, kwb) = seen
-    assert (f, b) == ("fwd", "bwd") and kwf == kwb == {"flag": 7}
+    assert (f, b) == ("fwd", "bwd" if given == "both" else "fwd")
+    assert kwf == kwb == {"flag": 7}
     assert Mf.layout == Mb.layout == layout and not Mf.requires_grad
     torch.testing.assert_close(Mf.to_dense(), D)
-    torch.testing.assert_close(Mb.to_dense(), D.T)
+    torch.testing.assert_close(Mb.to_dense(), D if given == "both" else D.T)
+    X_ref, dA_ref, dB_ref = dense_solve_reference(D, B, G)
+    torch.testing.assert_close(X, X_ref)
+    torch.testing.assert_close(dB, dB_ref)
+    assert_sparse_grad(A.grad, A, dA_ref)
 
 
 def test_default_minres_symmetric_indefinite(layout):

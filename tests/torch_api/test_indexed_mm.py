@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import torch_api._indexed_mm as indexed_mm
+import torch_api._indexed_kernels as kernels
 from tests.helpers import tol
 from torch_api import gather_mm, segment_mm
 
@@ -38,7 +38,7 @@ def _operands(N, K, M, R, dtype, seed=0):
 def kernel(request, monkeypatch):
     """Every test runs on both kernel families: the padded bmm and the per-segment kernels."""
     force = request.param == "padded"
-    monkeypatch.setattr(indexed_mm, "_use_padded", lambda R, L, N: force and N > 0)
+    monkeypatch.setattr(kernels, "use_padded", lambda R, L, N: force and N > 0)
     return request.param
 
 
@@ -185,7 +185,7 @@ def test_grouped_kernel_used_where_available(monkeypatch, kernel, dtype, expect_
         calls.append(args[0].dtype)
         return real(*args, **kw)
 
-    monkeypatch.setattr(indexed_mm.F, "grouped_mm", counting)
+    monkeypatch.setattr(kernels.F, "grouped_mm", counting)
     a, b, G = _operands(12, 8, 8, 3, dtype)
     out = gather_mm(a, b, torch.tensor([2, 0, 1] * 4))
     torch.autograd.grad(out, (a, b), G)
@@ -201,9 +201,9 @@ def test_grouped_kernel_used_where_available(monkeypatch, kernel, dtype, expect_
 def test_padding_rule(monkeypatch, lens, padded):
     """Padding to the longest segment is chosen only when it adds at most N rows (or 64 per
     segment); the choice is made by the real rule here, and both results are right."""
-    monkeypatch.undo()  # the real _use_padded
+    monkeypatch.undo()  # the real use_padded
     seg = torch.tensor(lens)
-    plan = indexed_mm._plan(seg, torch.zeros(1, dtype=torch.float64))  # no grouped_mm
+    plan = kernels.make_plan(seg, torch.zeros(1, dtype=torch.float64))  # no grouped_mm
     assert (plan.pad is not None) == padded
     a, b, G = _operands(sum(lens), 4, 3, len(lens), torch.float64)
     out = segment_mm(a, b, seg)
@@ -212,18 +212,18 @@ def test_padding_rule(monkeypatch, lens, padded):
 
 
 def test_segment_mm_keeps_grouped_kernel_where_available(monkeypatch):
-    monkeypatch.undo()  # the real _use_padded
+    monkeypatch.undo()  # the real use_padded
     seg = torch.tensor([5, 4, 6])
-    assert indexed_mm._plan(seg, torch.zeros(1)).pad is None  # float32: grouped_mm
-    assert indexed_mm._plan(seg, torch.zeros(1), idx=torch.arange(3)).pad is not None
+    assert kernels.make_plan(seg, torch.zeros(1)).pad is None  # float32: grouped_mm
+    assert kernels.make_plan(seg, torch.zeros(1), idx=torch.arange(3)).pad is not None
 
 
 def test_padded_layout_places_each_row_once():
     idx = torch.tensor([2, 0, 2, 1, 0, 2])
     counts = torch.bincount(idx, minlength=4)  # matrix 3 unused
-    perm = indexed_mm._stable_order(idx, 4)
+    perm = kernels.stable_order(idx, 4)
     assert perm.tolist() == [1, 4, 3, 0, 2, 5]  # stable
-    pad = indexed_mm._padded(idx, perm, counts, 3)
+    pad = kernels.padded_layout(idx, perm, counts, 3)
     assert pad.slots.tolist() == [6, 0, 7, 3, 1, 8]  # row i sits in block idx[i], in order
     assert sorted(pad.slots.tolist() + pad.empty.tolist()) == list(range(12))
     assert pad.src[pad.slots].tolist() == list(range(6))

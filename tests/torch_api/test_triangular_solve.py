@@ -285,3 +285,18 @@ def test_sorted_fast_path_agrees_with_the_dense_matrix(upper, unitriangular):
         assert passed == valid, (trial, V, stored)
         if passed and not unitriangular:
             assert positions.tolist() == np.flatnonzero(diag).tolist()
+
+
+def test_unsorted_columns_refused_with_advice_that_works():
+    """A CSR matrix whose columns are unsorted within a row is refused; the rebuild the error
+    message suggests gives a matrix that is accepted and solves correctly."""
+    crow, col = torch.tensor([0, 1, 3]), torch.tensor([0, 1, 0])  # row 1: columns 1, 0
+    A = torch.sparse_csr_tensor(crow, col, torch.tensor([2.0, 3.0, 1.0], dtype=torch.float64))
+    B = torch.tensor([[2.0], [4.0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="A: expected CSR column indices sorted") as info:
+        sparse_triangular_solve(A, B, upper=False)
+    assert "torch.sparse_coo_tensor(C.indices(), C.values(), C.shape)" in str(info.value)
+    C = A.to_sparse_coo()
+    fixed = torch.sparse_coo_tensor(C.indices(), C.values(), C.shape).coalesce().to_sparse_csr()
+    want = torch.linalg.solve_triangular(A.to_dense(), B, upper=False)
+    torch.testing.assert_close(sparse_triangular_solve(fixed, B, upper=False), want)

@@ -80,6 +80,33 @@ def as_operator(A: object, name: str, *, transpose: bool = False) -> MatVec:
     raise type_error(name, A, "a sparse COO/CSR tensor, a dense tensor or a callable")
 
 
+def vector_operator(A: object, op: MatVec, vector: bool) -> MatVec:
+    """For a vector right-hand side ``(n,)`` a callable ``A`` is called on vectors ``(n,)`` (as
+    written for them: ``lambda x: d * x``), and its result made the ``(n, 1)`` block again."""
+    if not vector or isinstance(A, torch.Tensor):
+        return op
+    return lambda X: _as_column(op(X[..., 0]))
+
+
+def _as_column(y: object) -> object:
+    return y.unsqueeze(-1) if isinstance(y, torch.Tensor) and y.dim() >= 1 else y
+
+
+def broadcast_rhs(A: object, B: torch.Tensor) -> torch.Tensor:
+    """A block ``B (..., n, k)`` expanded over the batch dimensions of a dense operator
+    ``A (..., n, n)`` (a batch of matrices with one right-hand side: as ``A @ B`` broadcasts)."""
+    if not isinstance(A, torch.Tensor) or A.layout != torch.strided or A.dim() <= 2:
+        return B
+    try:
+        batch = torch.broadcast_shapes(A.shape[:-2], B.shape[:-2])
+    except RuntimeError:
+        raise ValueError(
+            f"rhs: expected batch dimensions broadcastable with the operator's "
+            f"{tuple(A.shape[:-2])}, got shape {tuple(B.shape)}."
+        ) from None
+    return B.expand(*batch, *B.shape[-2:])
+
+
 def check_operator_dtype(
     name: str, A: object, rhs: torch.Tensor, rhs_name: str, *, square: bool = False
 ) -> None:
@@ -96,14 +123,18 @@ def check_operator_dtype(
             )
 
 
-def as_block(rhs: object, name: str = "rhs") -> tuple[torch.Tensor, bool]:
+COMPLEX = (torch.complex64, torch.complex128)
+
+
+def as_block(rhs: object, name: str = "rhs", complex_ok: bool = False) -> tuple[torch.Tensor, bool]:
     """``rhs`` as a block ``(..., n, k)``; also whether it was a vector ``(n,)``."""
     if not isinstance(rhs, torch.Tensor):
         raise type_error(name, rhs, "a torch.Tensor")
     if rhs.layout != torch.strided:
         raise type_error(name, rhs, "a dense (strided) tensor")
-    if rhs.dtype not in FLOATS:
-        raise value_error(name, rhs, "float32 or float64 values")
+    if rhs.dtype not in FLOATS + (COMPLEX if complex_ok else ()):
+        what = "float32, float64, complex64 or complex128" if complex_ok else "float32 or float64"
+        raise value_error(name, rhs, f"{what} values")
     if rhs.dim() == 0:
         raise value_error(name, rhs, "a vector (n,) or a block (..., n, k)")
     if rhs.dim() == 1:
@@ -128,7 +159,9 @@ def col_dot(X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
 
 def col_norm(X: torch.Tensor) -> torch.Tensor:
     """Column-wise 2-norms ``(..., 1, k)`` (a fused square-and-sum: torch's vector_norm over the
-    row dimension of an ``(n, k)`` block is several times slower)."""
+    row dimension of an ``(n, k)`` block is several times slower); real for a complex ``X``."""
+    if X.is_complex():
+        return col_dot(X.real, X.real).add_(col_dot(X.imag, X.imag)).sqrt()
     return col_dot(X, X).sqrt()
 
 

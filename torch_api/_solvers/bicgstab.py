@@ -5,18 +5,32 @@ calls per iteration on the whole block). The preconditioner is applied on the ri
 (``A M^{-1} u = b``, ``x = M^{-1} u``), so the recurrence's residual is the true residual of
 ``A x = b``. A column whose shadow inner product vanishes (a BiCG breakdown) restarts with its
 current residual as the new shadow vector. A column stops once
-``||b - A x|| <= max(abstol, reltol * ||b||)`` (SciPy's convention).
+``||b - A x|| <= max(abstol, reltol * ||b||)`` (SciPy's convention), its own threshold.
+
+The budget ``matvec_max`` counts operator calls on the block, the initial residual
+``b - A x0`` of a supplied guess included; ``matvec_max=0`` returns the initial guess without
+calling anything (with a warning), and a guess already within tolerance is returned as it is.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import NamedTuple
 
 import torch
 
 from .._convergence import report_nonconvergence
-from ._common import as_block, as_operator, check_operator_dtype, checked, col_dot, col_norm, worst
+from ._common import (
+    as_block,
+    as_operator,
+    check_operator_dtype,
+    checked,
+    col_dot,
+    col_norm,
+    vector_operator,
+    worst,
+)
 
 _logger = logging.getLogger("torch_api.bicgstab")
 
@@ -65,13 +79,22 @@ def bicgstab(
     """
     B, vector = as_block(rhs)
     check_operator_dtype("matmul_closure", matmul_closure, B, "rhs", square=True)
-    op = as_operator(matmul_closure, "matmul_closure")
-    precond = None if settings.precon is None else as_operator(settings.precon, "settings.precon")
+    op = vector_operator(matmul_closure, as_operator(matmul_closure, "matmul_closure"), vector)
+    precond = None
+    if settings.precon is not None:
+        precond = as_operator(settings.precon, "settings.precon")
+        precond = vector_operator(settings.precon, precond, vector)
     n = B.shape[-2]
     matvec_max = 2 * n if settings.matvec_max is None else int(settings.matvec_max)
     if matvec_max < 0:
         raise ValueError(f"settings.matvec_max: expected a nonnegative integer, got {matvec_max}.")
     log = settings.logger
+    if matvec_max == 0:
+        warnings.warn("bicgstab: matvec_max=0, returning the initial guess without evaluating "
+                      "the operator or checking convergence.", UserWarning, stacklevel=2)
+        if initial_guess is None:
+            return torch.zeros_like(rhs)
+        return checked(initial_guess, rhs, "initial_guess").detach().clone()
 
     def M(V):
         return V if precond is None else checked(precond(V), V, "settings.precon(v)")
@@ -119,10 +142,16 @@ def bicgstab(
             S = R - alpha * V
             s_norm = col_norm(S)
             half = ok & (s_norm <= threshold)  # converged after the first half step
+            nmv += 1
+            iters += 1
+            if not bool((ok & ~half).any()):  # every column done (or stuck) at the half step
+                X = X + alpha * Ph
+                R, r_norm, rho, omega = S, s_norm, rho_new, torch.zeros_like(one)
+                active = active & ~half
+                continue
             Sh = M(S)
             T = checked(op(Sh), Sh, "matmul_closure(s)")
-            nmv += 2
-            iters += 1
+            nmv += 1
             tt = col_dot(T, T)
             full = ok & ~half & (tt > 0)
             omega = torch.where(full, col_dot(T, S) / torch.where(full, tt, 1), 0)
@@ -138,7 +167,9 @@ def bicgstab(
                     float(r_norm.max()),
                     int(active.sum()),
                 )
-        true_r = col_norm(B - checked(op(X), B, "matmul_closure(solution)"))
+        true_r = r_norm  # b - A x0 itself when no step was taken
+        if iters:
+            true_r = col_norm(B - checked(op(X), B, "matmul_closure(solution)"))
         failed = ~(true_r <= threshold)  # NaN fails
         if bool(failed.any()):
             scale = torch.where(b_norm == 0, one, b_norm)

@@ -139,6 +139,9 @@ def linear_cg(
         "stop_updating_after", tol if stop_updating_after is None else stop_updating_after
     )
     eps = _nonneg("eps", torch.finfo(B.dtype).tiny if eps is None else eps, positive=True)
+    if eps < torch.finfo(B.dtype).tiny:  # it would round to zero (or a subnormal) in B's dtype
+        raise ValueError(f"eps: expected a threshold representable in {B.dtype} (at least "
+                         f"{torch.finfo(B.dtype).tiny:.3g}), got {eps!r}.")
     if convergence_reduction not in ("all", "mean"):
         raise ValueError(
             f"convergence_reduction: expected 'all' or 'mean', got {convergence_reduction!r}."

@@ -30,6 +30,15 @@ def _sym_ortho(a: torch.Tensor, b: torch.Tensor):
     return torch.where(nz, a / rr, 1), torch.where(nz, b / rr, 0), r
 
 
+def _complex_dense(M):
+    """``(X -> M X, X -> M^H X)`` for a dense complex ``M``; ``(None, None)`` otherwise (a
+    callable, or a real or sparse matrix, which :func:`as_operator` takes)."""
+    if isinstance(M, torch.Tensor) and M.layout == torch.strided and M.is_complex():
+        D = M.detach()
+        return (lambda X: D @ X), (lambda X: D.mT.conj() @ X)
+    return None, None
+
+
 def lsmr(
     A,
     b: torch.Tensor,
@@ -48,10 +57,11 @@ def lsmr(
     """Least-squares solution of ``min ||A x - b||`` (damped: ``+ damp^2 ||x||^2``) by LSMR.
 
     Args:
-        A: sparse COO/CSR ``(m, n)``, a dense ``(m, n)`` tensor, or a callable ``x -> A x``.
-        b: ``(m,)`` or ``(m, k)`` (``k`` independent problems).
-        Armat: ``A^T`` as a matrix or a callable ``u -> A^T u``; required when ``A`` is callable
-            (a sparse ``A`` uses its cached transposed CSR pattern).
+        A: sparse COO/CSR ``(m, n)``, a dense ``(m, n)`` tensor, or a callable ``x -> A x``;
+            complex (dense or callable) with a complex ``b``.
+        b: ``(m,)`` or ``(m, k)`` (``k`` independent problems), real or complex.
+        Armat: ``A^T`` (``A^H`` if complex) as a matrix or a callable ``u -> A^H u``; required
+            when ``A`` is callable (a sparse ``A`` uses its cached transposed CSR pattern).
         n: number of columns of ``A``; required when ``A`` is callable.
         damp, atol, btol, conlim: damping and stopping tolerances (see the module docstring).
         maxiter: iteration cap (default ``min(m, n)``).
@@ -68,7 +78,7 @@ def lsmr(
         >>> A = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
         >>> x, itn = lsmr(A, torch.tensor([1.0, 2.0, 3.0]), atol=1e-8, btol=1e-8)
     """
-    B, vector = as_block(b, "b")
+    B, vector = as_block(b, "b", complex_ok=True)
     check_operator_dtype("A", A, B, "b")
     shape = A.shape[-2:] if isinstance(A, torch.Tensor) else None
     if shape is None:
@@ -86,8 +96,13 @@ def lsmr(
             n = int(shape[1])
     if Armat is not None:
         check_operator_dtype("Armat", Armat, B, "b")
-    Aop = as_operator(A, "A")
-    Atop = as_operator(Armat, "Armat") if Armat is not None else as_operator(A, "A", transpose=True)
+    Aop, Atop = _complex_dense(A) if B.is_complex() else (None, None)
+    if Aop is None:
+        Aop = as_operator(A, "A")
+        Atop = as_operator(A, "A", transpose=True) if Armat is None else None
+    if Armat is not None:
+        Atop = _complex_dense(Armat)[0] if B.is_complex() else None
+        Atop = Atop or as_operator(Armat, "Armat")
     m = B.shape[-2]
     maxiter = min(m, n) if maxiter is None else int(maxiter)
     ctol = 1.0 / conlim if conlim > 0 else 0.0

@@ -23,6 +23,7 @@ from .._convergence import report_nonconvergence
 from ._common import (
     as_block,
     as_operator,
+    broadcast_rhs,
     check_operator_dtype,
     checked,
     col_dot,
@@ -139,7 +140,8 @@ def minres(
     Args:
         matmul_closure: symmetric ``A``: sparse COO/CSR ``(n, n)`` (or batched with
             ``rhs (b, n, k)``), a dense ``(..., n, n)`` tensor, or a callable ``X -> A X``.
-        rhs: ``(n,)`` or ``(..., n, k)``.
+        rhs: ``(n,)`` or ``(..., n, k)``; broadcast over the batch of a dense ``A`` (a batch
+            of matrices and one right-hand side: ``X (*batch, n, k)``).
         eps: breakdown threshold of the Lanczos ``beta`` and of the rotations.
         shifts: ``None`` (no shift), a number or a tensor of ``S`` shifts ``s``.
         value: scale ``A`` by this number (``None``: 1).
@@ -160,6 +162,7 @@ def minres(
     """
     B, vector = as_block(rhs)
     check_operator_dtype("matmul_closure", matmul_closure, B, "rhs", square=True)
+    B = broadcast_rhs(matmul_closure, B)
     base = as_operator(matmul_closure, "matmul_closure")
     precond = None if preconditioner is None else as_operator(preconditioner, "preconditioner")
     op = base if value is None else (lambda X: value * base(X))

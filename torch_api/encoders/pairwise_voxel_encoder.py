@@ -1,7 +1,8 @@
-"""``torchsparsegradutils.encoders.pairwise_voxel_encoder``'s module path.
+"""Public names of ``torchsparsegradutils.encoders.pairwise_voxel_encoder``.
 
-Its one public name, the deprecated ``PairwiseVoxelEncoder``, is not in torch_api.encoders yet;
-it is re-exported here once it is.
+Kept importable under that path; defined in ``torch_api.encoders`` and only re-exported here.
 """
 
-__all__: list[str] = []
+from torch_api.encoders import PairwiseVoxelEncoder
+
+__all__ = ["PairwiseVoxelEncoder"]

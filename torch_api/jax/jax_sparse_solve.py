@@ -3,6 +3,6 @@
 Kept importable under that path; defined in ``torch_api`` and only re-exported here.
 """
 
-from torch_api import sparse_solve_j4t
+from torch_api import SparseSolveJ4T, sparse_solve_j4t
 
-__all__ = ["sparse_solve_j4t"]
+__all__ = ["SparseSolveJ4T", "sparse_solve_j4t"]

@@ -9,7 +9,17 @@ from . import minres as _minres_path  # noqa: F401
 from .._blocks import sparse_block_diag, sparse_block_diag_split, sparse_eye, stack_csr
 from .._convergence import ConvergenceError, ConvergenceWarning
 from .._convert import convert_coo_to_csr, convert_coo_to_csr_indices_values
-from .._random import make_spd_sparse, rand_sparse, rand_sparse_tri
+from .._random import (
+    generate_random_sparse_coo_matrix,
+    generate_random_sparse_csr_matrix,
+    generate_random_sparse_strictly_triangular_coo_matrix,
+    generate_random_sparse_strictly_triangular_csr_matrix,
+    generate_random_sparse_triangular_coo_matrix,
+    generate_random_sparse_triangular_csr_matrix,
+    make_spd_sparse,
+    rand_sparse,
+    rand_sparse_tri,
+)
 from .._solvers import (
     BICGSTABSettings,
     CGInfo,
@@ -36,6 +46,12 @@ __all__ = [
     "rand_sparse",
     "rand_sparse_tri",
     "make_spd_sparse",
+    "generate_random_sparse_coo_matrix",
+    "generate_random_sparse_csr_matrix",
+    "generate_random_sparse_strictly_triangular_coo_matrix",
+    "generate_random_sparse_strictly_triangular_csr_matrix",
+    "generate_random_sparse_triangular_coo_matrix",
+    "generate_random_sparse_triangular_csr_matrix",
     "sparse_block_diag",
     "sparse_block_diag_split",
     "sparse_eye",
