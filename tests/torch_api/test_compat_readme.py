@@ -100,9 +100,15 @@ def test_readme_encoder_factor_is_refused_at_first_use():
     raises, since it is not a Cholesky factor (the original would sample from garbage)."""
     enc = torch_api.encoders.PairwiseEncoder(2.0, (2, 4, 4, 4), layout=torch.sparse_csr)
     S = enc(torch.randn(len(enc.offsets), 2, 4, 4, 4))
-    dist = torch_api.distributions.SparseMultivariateNormal(torch.zeros(128), scale_tril=S)
-    with pytest.raises(ValueError, match="scale_tril: expected a factor satisfying"):
-        dist.rsample()
+    Distribution = torch.distributions.Distribution
+    default = Distribution._validate_args  # torch's global default (True unless turned off)
+    Distribution.set_default_validate_args(True)
+    try:
+        dist = torch_api.distributions.SparseMultivariateNormal(torch.zeros(128), scale_tril=S)
+        with pytest.raises(ValueError, match="scale_tril: expected a factor satisfying"):
+            dist.rsample()
+    finally:
+        Distribution.set_default_validate_args(default)
     with pytest.raises(ValueError, match="parameter scale_tril .* SparseLowerTriangular"):
         torch_api.distributions.SparseMultivariateNormal(
             torch.zeros(128), scale_tril=S, validate_args=True
