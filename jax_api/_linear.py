@@ -46,6 +46,20 @@ def _vary(x, anchors):
     return jax.lax.pcast(x, tuple(sorted(axes)), to="varying") if axes else x
 
 
+def _bilinear_jvp(f, primals, tangents):
+    """``f(x, y)`` and its tangent ``f(dx, y) + f(x, dy)`` (symbolic zeros skipped)."""
+    (x, y), (dx, dy) = primals, tangents
+    out = f(x, y)
+    terms = []
+    if type(dx) is not ad.Zero:
+        terms.append(f(dx, y))
+    if type(dy) is not ad.Zero:
+        terms.append(f(x, dy))
+    if not terms:
+        return out, ad.Zero(jax.typeof(out))
+    return out, terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+
 def _zero(x):
     return ad.Zero(x.aval) if ad.is_undefined_primal(x) else ad.Zero(jax.typeof(x))
 
@@ -85,18 +99,8 @@ def mm(pattern: Pattern, values: jax.Array, B: jax.Array, transpose: bool = Fals
 
 
 def _mm_jvp(primals, tangents, *, shape, layout, transpose):
-    rows, cols, crow, values, B = primals
-    dv, dB = tangents[3], tangents[4]
-    p = _pattern(rows, cols, crow, shape, layout)
-    out = mm(p, values, B, transpose)
-    terms = []
-    if type(dv) is not ad.Zero:
-        terms.append(mm(p, dv, B, transpose))
-    if type(dB) is not ad.Zero:
-        terms.append(mm(p, values, dB, transpose))
-    if not terms:
-        return out, ad.Zero(jax.typeof(out))
-    return out, terms[0] if len(terms) == 1 else terms[0] + terms[1]
+    p = _pattern(*primals[:3], shape, layout)
+    return _bilinear_jvp(lambda x, y: mm(p, x, y, transpose), primals[3:], tangents[3:])
 
 
 def _mm_transpose(ct, rows, cols, crow, values, B, *, shape, layout, transpose):
@@ -149,18 +153,8 @@ def sddmm(pattern: Pattern, G: jax.Array, X: jax.Array) -> jax.Array:
 
 
 def _sddmm_jvp(primals, tangents, *, shape, layout):
-    rows, cols, crow, G, X = primals
-    dG, dX = tangents[3], tangents[4]
-    p = _pattern(rows, cols, crow, shape, layout)
-    out = sddmm(p, G, X)
-    terms = []
-    if type(dG) is not ad.Zero:
-        terms.append(sddmm(p, dG, X))
-    if type(dX) is not ad.Zero:
-        terms.append(sddmm(p, G, dX))
-    if not terms:
-        return out, ad.Zero(jax.typeof(out))
-    return out, terms[0] if len(terms) == 1 else terms[0] + terms[1]
+    p = _pattern(*primals[:3], shape, layout)
+    return _bilinear_jvp(lambda x, y: sddmm(p, x, y), primals[3:], tangents[3:])
 
 
 def _sddmm_transpose(ct, rows, cols, crow, G, X, *, shape, layout):
