@@ -20,6 +20,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _torch_distribution_default_validation():
+    """Restore torch's global default for distribution argument checks after each test.
+
+    The first ``torch.compile`` in a process turns it off (torch._dynamo's patcher calls
+    ``Distribution.set_default_validate_args(False)``), which would otherwise leak into the
+    tests that check the default behaviour, depending on which worker ran what first.
+    """
+    saved = torch.distributions.Distribution._validate_args
+    yield
+    torch.distributions.Distribution.set_default_validate_args(saved)
+
+
 @pytest.fixture(params=[torch.float32, torch.float64], ids=["f32", "f64"])
 def dtype(request):
     return request.param

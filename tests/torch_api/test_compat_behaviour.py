@@ -110,6 +110,8 @@ def test_ldlt_factor_with_stored_diagonal_ignores_it(layout, kind, batch):
 
 
 def test_default_validation_checks_the_factor_at_first_use():
+    # torch's global default is on unless something (a first torch.compile) turned it off
+    torch.distributions.Distribution.set_default_validate_args(True)  # conftest restores it
     L = _factor().to_dense()
     full = (L + L.T).to_sparse_csr()  # not triangular
     dist = SparseMultivariateNormal(torch.zeros(6, dtype=F64), scale_tril=full)  # builds
