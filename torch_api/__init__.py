@@ -14,9 +14,11 @@ from ._functions import (
     SparseSolveJ4T,
     SparseTriangularSolve,
 )
+from ._direct_solve import sparse_cholesky_solve, sparse_lu_solve
 from ._generic_lstsq import sparse_generic_lstsq
 from ._generic_solve import sparse_generic_solve
 from ._indexed_mm import gather_mm, segment_mm
+from ._logdet import SlogdetResult, sparse_logdet, sparse_slogdet
 from ._logsumexp import sparse_bidir_logsumexp, sparse_logsumexp
 from ._pattern_cache import clear as _clear
 from ._solve_c4t import sparse_solve_c4t
@@ -49,6 +51,11 @@ __all__ = [
     "sparse_triangular_solve",
     "sparse_generic_solve",
     "sparse_generic_lstsq",
+    "sparse_cholesky_solve",
+    "sparse_lu_solve",
+    "sparse_logdet",
+    "sparse_slogdet",
+    "SlogdetResult",
     "segment_mm",
     "gather_mm",
     "sparse_logsumexp",
