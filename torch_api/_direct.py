@@ -14,21 +14,19 @@ import threading
 import numpy as np
 import torch
 
-from bridge.internal.factor import Factor, factorize
+from bridge.internal.factor import (
+    Factor,
+    factorize_blocks,
+    inverse_transposed_blocks,
+    solve_blocks,
+)
 
 from ._pattern import Pattern
 
 
-def host_blocks(pattern: Pattern, values: torch.Tensor):
-    """``(indptr, indices, data)`` of each ``n x n`` block of the flat pattern, as NumPy."""
-    n = pattern.shape[-1]
-    crow = pattern.crow.detach().cpu().numpy().astype(np.int64)
-    col = pattern.col.detach().cpu().numpy().astype(np.int64)
-    data = values.detach().cpu().to(torch.float64).numpy()
-    for i in range(pattern.nb):
-        ptr = crow[i * n:(i + 1) * n + 1]
-        s, e = ptr[0], ptr[-1]
-        yield ptr - s, col[s:e] - i * n, data[s:e]
+def _host(x: torch.Tensor, dtype=None) -> np.ndarray:
+    x = x.detach().cpu()
+    return (x if dtype is None else x.to(dtype)).numpy()
 
 
 class Factors:
@@ -46,35 +44,20 @@ class Factors:
         key = (values.data_ptr(), values.numel(), values.dtype, version)
         with self._lock:
             if key != self._key:
-                batched = pattern.batch is not None
-                self._factors = [
-                    factorize(self.kind, pattern.shape[-1], *block,
-                              name=f"A[{i}]" if batched else "A")
-                    for i, block in enumerate(host_blocks(pattern, values))
-                ]
+                self._factors = factorize_blocks(
+                    self.kind, pattern.shape[-1], _host(pattern.crow), _host(pattern.col),
+                    _host(values, torch.float64), batched=pattern.batch is not None)
                 self._key = key
             return self._factors
 
     def solve(self, pattern: Pattern, values: torch.Tensor, B: torch.Tensor,
               transpose: bool = False) -> torch.Tensor:
         """``op(A)^{-1} B`` for the flat ``B (b*n, p)`` (``op(A) = A^T`` if ``transpose``)."""
-        n = pattern.shape[-1]
-        Bh = B.detach().cpu().to(torch.float64).numpy()
-        X = np.concatenate([F.solve(Bh[i * n:(i + 1) * n], transpose)
-                            for i, F in enumerate(self.of(pattern, values))]) if n else Bh
+        X = solve_blocks(self.of(pattern, values), _host(B, torch.float64), transpose)
         return torch.from_numpy(np.ascontiguousarray(X)).to(dtype=B.dtype, device=B.device)
 
     def inverse_transposed(self, pattern: Pattern, values: torch.Tensor) -> torch.Tensor:
         """The flat values of ``A^{-T}`` at A's pattern (each block's, in A's dtype)."""
-        n = pattern.shape[-1]
-        crow = pattern.crow.detach().cpu()
-        rows = torch.repeat_interleave(torch.arange(crow.numel() - 1),
-                                       crow[1:] - crow[:-1]).numpy()
-        cols = pattern.col.detach().cpu().numpy().astype(np.int64)
-        parts = []
-        for i, F in enumerate(self.of(pattern, values)):
-            s, e = int(crow[i * n]), int(crow[(i + 1) * n])
-            # A^{-T}[a, b] = A^{-1}[b, a]
-            parts.append(F.inverse_at(cols[s:e] - i * n, rows[s:e] - i * n))
-        Z = np.concatenate(parts) if parts else np.zeros(0)
+        Z = inverse_transposed_blocks(self.of(pattern, values), _host(pattern.crow),
+                                      _host(pattern.col), pattern.nnz)
         return torch.from_numpy(Z).to(dtype=values.dtype, device=values.device)

@@ -247,3 +247,44 @@ def clear() -> None:
     """Forget the cached orderings."""
     with _LOCK:
         _ORDERINGS.clear()
+
+
+# ------------------------------------------------------------------ block-diagonal patterns
+def factorize_blocks(kind: str, n: int, crow, col, data, batched: bool) -> list[Factor]:
+    """Factor each ``n x n`` block of a block-diagonal flat CSR ``(crow, col, data)`` (row
+    pointers over all blocks; entries after ``crow[-1]`` are padding). Errors name ``A`` (or
+    ``A[i]`` if ``batched``)."""
+    crow = np.asarray(crow, np.int64)
+    col = np.asarray(col, np.int64)
+    data = np.asarray(data, np.float64)
+    nb = (crow.shape[0] - 1) // n if n else 1
+    out = []
+    for i in range(nb):
+        ptr = crow[i * n:(i + 1) * n + 1]
+        s, e = ptr[0], ptr[-1]
+        out.append(factorize(kind, n, ptr - s, col[s:e] - i * n, data[s:e],
+                             name=f"A[{i}]" if batched else "A"))
+    return out
+
+
+def solve_blocks(factors: list[Factor], B: np.ndarray, transpose: bool = False) -> np.ndarray:
+    """``op(A)^{-1} B`` for the flat ``B (nb*n, p)`` of a block-diagonal ``A``."""
+    n = factors[0].n if factors else 0
+    if n == 0:
+        return np.asarray(B, np.float64).copy()
+    return np.concatenate([F.solve(B[i * n:(i + 1) * n], transpose)
+                           for i, F in enumerate(factors)])
+
+
+def inverse_transposed_blocks(factors: list[Factor], crow, col, nnz: int) -> np.ndarray:
+    """``A^{-T}`` at each of the ``nnz`` stored positions (padding: 0) of the flat pattern."""
+    crow = np.asarray(crow, np.int64)
+    col = np.asarray(col, np.int64)
+    rows = np.repeat(np.arange(crow.shape[0] - 1, dtype=np.int64), np.diff(crow))
+    out = np.zeros(nnz, np.float64)
+    n = factors[0].n if factors else 0
+    for i, F in enumerate(factors):
+        s, e = crow[i * n], crow[(i + 1) * n]
+        # A^{-T}[a, b] = A^{-1}[b, a]
+        out[s:e] = F.inverse_at(col[s:e] - i * n, rows[s:e] - i * n)
+    return out
