@@ -12,11 +12,13 @@ _require("equinox")
 
 from bridge.internal.convergence import ConvergenceError, ConvergenceWarning  # noqa: E402
 
+from ._direct_solve import sparse_cholesky_solve, sparse_lu_solve  # noqa: E402
 from ._distributions import SparseMultivariateNormal  # noqa: E402
 from ._encoders import PairwiseEncoder  # noqa: E402
 from ._generic_lstsq import sparse_generic_lstsq  # noqa: E402
 from ._generic_solve import sparse_generic_solve  # noqa: E402
 from ._indexed_mm import gather_mm, segment_mm  # noqa: E402
+from ._logdet import SlogdetResult, sparse_logdet, sparse_slogdet  # noqa: E402
 from ._logsumexp import sparse_bidir_logsumexp, sparse_logsumexp  # noqa: E402
 from ._random import make_spd_sparse, rand_sparse, rand_sparse_tri  # noqa: E402
 from ._solvers import SolveInfo, bicgstab, cg, gmres, lsmr, minres  # noqa: E402
@@ -33,5 +35,7 @@ __all__ += ["PairwiseEncoder"]
 __all__ += ["SparseMultivariateNormal"]
 __all__ += ["sparse_mm", "sparse_triangular_solve"]
 __all__ += ["sparse_generic_solve", "sparse_generic_lstsq"]
+__all__ += ["sparse_cholesky_solve", "sparse_lu_solve", "sparse_logdet", "sparse_slogdet"]
+__all__ += ["SlogdetResult"]
 __all__ += ["SolveInfo", "cg", "bicgstab", "gmres", "minres", "lsmr"]
 __all__ += ["ConvergenceWarning", "ConvergenceError"]
