@@ -27,6 +27,7 @@ MODULES = (
     "encoder",
     "memory_scaling",
     "eager",
+    "factorisations",
 )
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 INDEX = {"int32": torch.int32, "int64": torch.int64}

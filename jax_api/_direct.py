@@ -1,5 +1,5 @@
 """Direct factorisations for jax_api: :mod:`bridge.internal.factor` (SciPy's SuperLU) called from
-inside ``jit`` through ``jax.pure_callback`` on host copies of the arrays.
+inside ``jit`` through :func:`bridge.jax_kernel` on host views of the arrays.
 
 Factors are kept in a small cache keyed by a digest of the pattern and the values (at most
 ``_MAX`` matrices), so the transposed solve of a backward, or the selected inverse of a
@@ -58,7 +58,22 @@ def clear() -> None:
 
 
 def _call(host, out, *args):
-    return jax.pure_callback(host, out, *args, vmap_method="sequential")
+    """``host(*numpy arrays) -> numpy array(s)`` under ``jit`` and ``vmap``, through
+    :func:`bridge.jax_kernel` (which hands over the buffers without converting dtypes: a
+    ``pure_callback`` would canonicalise float64 results to float32 in a callback thread where
+    64-bit mode, enabled by a context, is off)."""
+    from bridge import jax_kernel
+
+    def kernel(*tensors):
+        import torch
+
+        arrays = [t.detach().cpu().numpy() for t in tensors]
+        result = host(*arrays)
+        device = tensors[0].device
+        as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)
+        return tuple(map(as_t, result)) if isinstance(result, tuple) else as_t(result)
+
+    return jax_kernel(kernel, out)(*args)
 
 
 def flat_solve(kind: str, transpose: bool, pattern: Pattern, values, B, args=None):
