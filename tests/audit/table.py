@@ -191,6 +191,8 @@ EXEMPT = {
     "torch_api.utils.MINRESSettings": "options NamedTuple; validated by minres (rows there)",
     "torch_api.utils.BICGSTABSettings": "options NamedTuple; validated by bicgstab (rows there)",
     "torch_api.clear_caches": "takes no arguments (tests/torch_api/test_pattern_cache.py)",
+    "torch_api.SlogdetResult": "result record returned by sparse_slogdet (never an input)",
+    "jax_api.SlogdetResult": "result record returned by sparse_slogdet (never an input)",
     "torch_api.SparseMatMul": _SHIM,
     "torch_api.SparseTriangularSolve": _SHIM,
     "torch_api.SparseGenericSolve": _SHIM,
@@ -248,10 +250,17 @@ def generic_row(qualname: str) -> Row:
 def rows() -> list[Row]:
     """Every row, in report order: torch_api, torch_api.utils, distributions and encoders,
     bridge, jax_api."""
-    from . import rows_bridge, rows_jax_api, rows_torch_api, rows_torch_models, rows_torch_utils
+    from . import (
+        rows_bridge,
+        rows_factor,
+        rows_jax_api,
+        rows_torch_api,
+        rows_torch_models,
+        rows_torch_utils,
+    )
 
     out = (rows_torch_api.rows() + rows_torch_utils.rows() + rows_torch_models.rows()
-           + rows_bridge.rows() + rows_jax_api.rows())
+           + rows_bridge.rows() + rows_jax_api.rows() + rows_factor.rows())
     covered = {r.target for r in out}
     out += [generic_row(q) for q in public_callables()
             if (q.startswith("jax_api.") or q in COMPAT_GENERIC) and q not in covered

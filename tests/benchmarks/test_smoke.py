@@ -37,7 +37,7 @@ def test_every_benchmark_reports_every_implementation(quick_run):
     ops = {r["op"] for r in rows}
     assert {"sparse_mm", "sparse_triangular_solve", "sparse_generic_solve",
             "sparse_generic_lstsq", "segment_mm", "gather_mm", "sparse_logsumexp",
-            "sparse_solve_j4t", "sparse_solve_c4t"} <= ops
+            "sparse_solve_j4t", "sparse_solve_c4t", "sparse_logdet", "sparse_cholesky_solve"} <= ops
     assert any("SparseMultivariateNormal" in op for op in ops)
     for r in rows:
         assert r["status"], r
