@@ -33,17 +33,19 @@ _LOCK = threading.Lock()
 def factors(kind: str, shape: tuple[int, ...], crow, col, values) -> list[Factor]:
     """The factors of each block of the flat pattern with these (host) values."""
     crow, col = np.asarray(crow, np.int64), np.asarray(col, np.int64)
+    eps = float(np.finfo(np.asarray(values).dtype).eps)
     values = np.asarray(values, np.float64)
     h = hashlib.blake2b(digest_size=16)
     for a in (crow, col, values):
         h.update(np.ascontiguousarray(a).tobytes())
-    key = (kind, shape, h.hexdigest())
+    key = (kind, shape, eps, h.hexdigest())
     with _LOCK:
         found = _CACHE.get(key)
         if found is not None:
             _CACHE.move_to_end(key)
             return found
-    found = factorize_blocks(kind, shape[-1], crow, col, values, batched=len(shape) == 3)
+    found = factorize_blocks(kind, shape[-1], crow, col, values, batched=len(shape) == 3,
+                             eps=eps)
     with _LOCK:
         _CACHE[key] = found
         while len(_CACHE) > _MAX:

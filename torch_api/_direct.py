@@ -46,7 +46,8 @@ class Factors:
             if key != self._key:
                 self._factors = factorize_blocks(
                     self.kind, pattern.shape[-1], _host(pattern.crow), _host(pattern.col),
-                    _host(values, torch.float64), batched=pattern.batch is not None)
+                    _host(values, torch.float64), batched=pattern.batch is not None,
+                    eps=torch.finfo(values.dtype).eps)
                 self._key = key
             return self._factors
 

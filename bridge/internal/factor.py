@@ -72,14 +72,15 @@ def _symmetric_pattern(A) -> bool:
     return (P != P.T).nnz == 0
 
 
-def check_symmetric(name: str, A, what: str = "a symmetric matrix") -> None:
-    """Raise naming ``name`` unless the SciPy matrix ``A`` equals its transpose (to rounding)."""
+def check_symmetric(name: str, A, what: str = "a symmetric matrix", eps: float = 2.0**-52) -> None:
+    """Raise naming ``name`` unless the SciPy matrix ``A`` equals its transpose to the rounding
+    of the caller's precision ``eps`` (summed duplicates may round differently)."""
     D = abs(A - A.T)
     if D.nnz == 0:
         return
     scale = max(float(abs(A).max()), np.finfo(np.float64).tiny)
     worst = float(D.max())
-    if worst > 1e-12 * scale * max(1.0, np.sqrt(A.shape[0])):
+    if worst > max(1e-12, 100 * eps) * scale * max(1.0, np.sqrt(A.shape[0])):
         raise value_error(name, f"a matrix with |A - A^T| up to {worst:.3g} "
                           f"(largest |A| {scale:.3g})", what)
 
@@ -184,12 +185,41 @@ class Factor:
                 out[mask] = vals[at]
         return out
 
+    # ----------------------------------------------------------------- sampling
+    def sample_colour(self, eps: np.ndarray, precision: bool) -> np.ndarray:
+        """``C eps`` with ``C C^T = A`` (``precision=False``) or ``C C^T = A^{-1}``
+        (``precision=True``), for ``eps`` ``(n,)`` or ``(n, k)``; a ``"cholesky"`` factor only.
 
-def factorize(kind: str, n: int, indptr, indices, data, name: str = "A") -> Factor:
+        With ``q`` the composed ordering (``A[q][:, q] = L D L^T``, SuperLU's symmetric mode):
+        ``C = Q^T L D^{1/2}`` or ``C = Q^T L^{-T} D^{-1/2}``, where ``(Q^T y)[q] = y``.
+        """
+        import scipy.sparse as sp
+        from scipy.sparse.linalg import spsolve_triangular
+
+        if self.kind != "cholesky":
+            raise value_error("kind", repr(self.kind), "'cholesky' for sample_colour")
+        eps = np.asarray(eps, np.float64)
+        lu, d = self._lu, self._d
+        # factored matrix B = Pr A2 Pc with B[perm_r[i], perm_c[j]] = A2[i, j] = A[r[i], c[j]]
+        q = self._r[np.argsort(lu.perm_r)]
+        scale = np.sqrt(d) if eps.ndim == 1 else np.sqrt(d)[:, None]
+        if precision:
+            Lt = sp.csr_matrix(lu.L.T)
+            y = spsolve_triangular(Lt, eps / scale, lower=False, unit_diagonal=True)
+        else:
+            y = lu.L @ (eps * scale)
+        out = np.empty_like(y)
+        out[q] = y
+        return out
+
+
+def factorize(kind: str, n: int, indptr, indices, data, name: str = "A",
+              eps: float = 2.0**-52) -> Factor:
     """Factor the ``n x n`` CSR matrix ``(indptr, indices, data)``; see the module docstring.
 
-    Raises a ValueError naming ``name`` for NaN/inf values, a non-symmetric or not positive
-    definite matrix (``"cholesky"``) or a singular one.
+    Raises a ValueError naming ``name`` for NaN/inf values, a non-symmetric (beyond rounding at
+    the caller's precision ``eps``) or not positive definite matrix (``"cholesky"``) or a
+    singular one.
 
     Example:
         >>> F = factorize("lu", 2, np.array([0, 1, 2]), np.array([0, 1]), np.array([2., 4.]))
@@ -207,7 +237,7 @@ def factorize(kind: str, n: int, indptr, indices, data, name: str = "A") -> Fact
     A = _csc(n, indptr, indices, data).T.tocsc()
     A.sort_indices()
     if kind == "cholesky":
-        check_symmetric(name, A, "a symmetric positive definite matrix")
+        check_symmetric(name, A, "a symmetric positive definite matrix", eps)
     key = _digest(kind, n, indptr, indices)
     with _LOCK:
         perm = _ORDERINGS.get(key)
@@ -250,10 +280,11 @@ def clear() -> None:
 
 
 # ------------------------------------------------------------------ block-diagonal patterns
-def factorize_blocks(kind: str, n: int, crow, col, data, batched: bool) -> list[Factor]:
+def factorize_blocks(kind: str, n: int, crow, col, data, batched: bool,
+                     eps: float = 2.0**-52) -> list[Factor]:
     """Factor each ``n x n`` block of a block-diagonal flat CSR ``(crow, col, data)`` (row
     pointers over all blocks; entries after ``crow[-1]`` are padding). Errors name ``A`` (or
-    ``A[i]`` if ``batched``)."""
+    ``A[i]`` if ``batched``); ``eps``: the precision of the caller's values."""
     crow = np.asarray(crow, np.int64)
     col = np.asarray(col, np.int64)
     data = np.asarray(data, np.float64)
@@ -263,7 +294,7 @@ def factorize_blocks(kind: str, n: int, crow, col, data, batched: bool) -> list[
         ptr = crow[i * n:(i + 1) * n + 1]
         s, e = ptr[0], ptr[-1]
         out.append(factorize(kind, n, ptr - s, col[s:e] - i * n, data[s:e],
-                             name=f"A[{i}]" if batched else "A"))
+                             name=f"A[{i}]" if batched else "A", eps=eps))
     return out
 
 

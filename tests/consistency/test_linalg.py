@@ -135,3 +135,50 @@ def test_sparse_solve_j4t_matches_jax_api(case):
     _run(case, D, N, lambda A, B: torch_api.sparse_solve_j4t(A, B, solve=bicgstab, tol=t),
          lambda A, B: jax_api.sparse_generic_solve(A, B, solve=jax_api.bicgstab, tol=t),
          _vec(torch.linalg.solve), bound=1e3 * t if case.dtype == "float64" else 1e-3)
+
+
+# Direct factorisations (issue 20): the solves on every pattern and batch, the log-determinants
+# through ``logdet(A) * B`` (so that the case machinery's loss reaches both arguments).
+DIRECT = {
+    "cholesky": ("spd", torch_api.sparse_cholesky_solve, jax_api.sparse_cholesky_solve),
+    "lu": ("general", torch_api.sparse_lu_solve, jax_api.sparse_lu_solve),
+}
+
+
+@pytest.mark.parametrize("which", sorted(DIRECT))
+@pytest.mark.parametrize(
+    "case", params(cases("direct_solve", square=True, patterns=("random", "single", "duplicates")))
+)
+def test_direct_solves(case, which):
+    kind, torch_fn, jax_fn = DIRECT[which]
+    D = make_matrix(case, N, N, kind)
+    _run(case, D, N, torch_fn, jax_fn, _vec(torch.linalg.solve))
+
+
+def _times(logdet):
+    """``logdet(A)`` broadcast against ``B`` (one value per batch item), times ``B``."""
+
+    def fn(A, B):
+        d = logdet(A)
+        extra = B.ndim - d.ndim - (1 if A.ndim == 3 else 0)
+        return d.reshape(d.shape + (1,) * (B.ndim - d.ndim)) * B if extra >= 0 else d * B
+
+    return fn
+
+
+LOGDETS = {
+    "logdet": ("spd", torch_api.sparse_logdet, jax_api.sparse_logdet, torch.logdet),
+    "slogdet": ("general", lambda A: torch_api.sparse_slogdet(A).logabsdet,
+                lambda A: jax_api.sparse_slogdet(A).logabsdet,
+                lambda D: torch.linalg.slogdet(D).logabsdet),
+}
+
+
+@pytest.mark.parametrize("which", sorted(LOGDETS))
+@pytest.mark.parametrize(
+    "case", params(cases("logdet", square=True, rhs=(4,), patterns=("random", "duplicates")))
+)
+def test_log_determinants(case, which):
+    kind, torch_fn, jax_fn, dense_fn = LOGDETS[which]
+    D = make_matrix(case, N, N, kind)
+    _run(case, D, N, _times(torch_fn), _times(jax_fn), _times(dense_fn))
