@@ -267,3 +267,30 @@ def test_inputs_are_not_mutated():
     for t, t0 in zip((A.crow_indices(), A.col_indices(), A.values()), before, strict=True):
         assert torch.equal(t, t0)
     assert torch.equal(B, B0)
+
+
+# ------------------------------------------------------------------ torch.func and compile
+def test_torch_func_transforms_over_the_right_hand_side():
+    D = _general(5, seed=15)
+    A = to_sparse(D, torch.sparse_csr)
+    Bs = _rhs(3, 5, seed=16)
+    Ai = torch.linalg.inv(D)
+    got = torch.func.vmap(lambda b: sparse_lu_solve(A, b))(Bs)
+    torch.testing.assert_close(got, Bs @ Ai.T)
+    g = torch.func.grad(lambda b: sparse_lu_solve(A, b).square().sum())(Bs[0])
+    torch.testing.assert_close(g, 2 * Ai.T @ (Ai @ Bs[0]))
+    _, t = torch.func.jvp(lambda b: sparse_lu_solve(A, b), (Bs[0],), (Bs[1],))
+    torch.testing.assert_close(t, Ai @ Bs[1])
+    J = torch.func.jacfwd(lambda b: sparse_lu_solve(A, b))(Bs[0])
+    torch.testing.assert_close(J, Ai)
+
+
+def test_torch_compile_runs_with_the_same_numbers():
+    S = to_sparse(_spd(5, seed=17), torch.sparse_csr)
+    B = _rhs(5, 2, seed=18)
+
+    def f(A, B):
+        return sparse_cholesky_solve(A, B).sum() + sparse_logdet(A)
+
+    compiled = torch.compile(f, backend="eager", fullgraph=False)
+    torch.testing.assert_close(compiled(S, B), f(S, B))
