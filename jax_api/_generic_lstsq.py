@@ -5,7 +5,13 @@ For ``A (m, n)``, ``m >= n``, of full column rank, ``X = (A^T A)^{-1} A^T B``. W
 
     z = (A^+)^T G       minimum-norm solution of A^T z = G  (transpose_lstsq with A^T)
     Y = A^+ z            = (A^T A)^{-1} G                    (lstsq with A; z is in A's range)
-    dB = z,   dA = r Y^T - z X^T at A's nonzeros (one SDDMM of [r, -z] with [Y, X])
+    dB = z,   dA = r Y^T - z X^T at A's nonzeros
+
+Here it is written as a ``custom_jvp``: ``dX = (A^T A)^{-1} (dA^T r + A^T (dB - dA X))``, the
+normal-equations solve being ``A^+ (A^+)^T`` inside ``custom_linear_solve`` and the products the
+transposable primitives of :mod:`jax_api._linear`, so reverse mode (its transpose gives the
+formulas above), forward mode and every higher order follow. The solvers are never
+differentiated through their iterations.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from bridge.internal.options import resolve_solvers
 
@@ -26,37 +33,52 @@ from ._generic_solve import (
     static_function,
     transposed_matrix,
 )
+from ._linear import mm
 from ._pattern import Pattern
 from ._validate import check_rhs, check_sparse
 
 __all__ = ["sparse_generic_lstsq"]
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
+@partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2, 3))
 def _lstsq(lstsq, transpose_lstsq, static, vector, pattern, values, B, arrays):
     kwargs = {**dict(static), **arrays}
     return call_solver("lstsq", lstsq, pattern.matrix(values), B, vector, pattern.shape[1], kwargs)
 
 
-def _fwd(lstsq, transpose_lstsq, static, vector, pattern, values, B, arrays):
-    X, info = _lstsq(lstsq, transpose_lstsq, static, vector, pattern, values, B, arrays)
-    return (X, info), (pattern, values, B, X, arrays)
-
-
-def _bwd(lstsq, transpose_lstsq, static, vector, res, cts):
-    pattern, values, B, X, arrays = res
-    G = cts[0]
+def _normal_solve(lstsq, transpose_lstsq, static, vector, pattern, values, R, arrays):
+    """``(A^T A)^{-1} R`` as ``A^+ (A^+)^T R`` (two solver calls), differentiable to any order:
+    ``custom_linear_solve`` with the symmetric operator ``x -> A^T (A x)`` of the primitives."""
     kwargs = {**dict(static), **arrays}
     m, n = pattern.shape
-    At = transposed_matrix(pattern, values)
-    z, _ = call_solver("transpose_lstsq", transpose_lstsq, At, G, vector, m, kwargs)
-    Y, _ = call_solver("lstsq", lstsq, pattern.matrix(values), z, vector, n, kwargs)
-    r = B - pattern.matmul(values, X)
-    dA = pattern.sddmm(jnp.concatenate([r, -z], 1), jnp.concatenate([Y, X], 1))
-    return None, dA, z, None
+
+    def solve(_, b):
+        z, _ = call_solver("transpose_lstsq", transpose_lstsq, transposed_matrix(pattern, values),
+                           b, vector, m, kwargs)
+        return call_solver("lstsq", lstsq, pattern.matrix(values), z, vector, n, kwargs)[0]
+
+    matvec = lambda x: mm(pattern, values, mm(pattern, values, x), transpose=True)
+    return jax.lax.custom_linear_solve(matvec, R, solve, symmetric=True)
 
 
-_lstsq.defvjp(_fwd, _bwd)
+@_lstsq.defjvp
+def _lstsq_jvp(lstsq, transpose_lstsq, static, vector, primals, tangents):
+    pattern, values, B, arrays = primals
+    _, dv, dB, _ = tangents
+    X, info = _lstsq(lstsq, transpose_lstsq, static, vector, pattern, values, B, arrays)
+    r = B - mm(pattern, values, X)
+    # dX = (A^T A)^{-1} (dA^T r + A^T (dB - dA X))
+    R = mm(pattern, dv, r, transpose=True) + mm(pattern, values, dB - mm(pattern, dv, X),
+                                                transpose=True)
+    dX = _normal_solve(lstsq, transpose_lstsq, static, vector, pattern, values, R, arrays)
+    return (X, info), (dX, jax.tree_util.tree_map(_zero_tangent, info))
+
+
+def _zero_tangent(x):
+    x = jnp.asarray(x)
+    if jnp.issubdtype(x.dtype, jnp.inexact):
+        return jnp.zeros_like(x)
+    return np.zeros(x.shape, jax.dtypes.float0)
 
 
 def _lsmr_default(M, R, **kwargs):
