@@ -76,8 +76,10 @@ def closure(n, ptr, idx):
 
 
 @numba.njit(cache=False, nogil=True)
-def takahashi(n, ptr, idx, lval, uval, d):
-    """Entries of ``Z = (L U)^{-1}`` on a closed pattern (Takahashi, Fagan and Chen, 1973).
+def _takahashi_reference(n, ptr, idx, lval, uval, d):
+    """:func:`takahashi` column by column with scalar loops: the slow reference of the tests.
+
+    Entries of ``Z = (L U)^{-1}`` on a closed pattern (Takahashi, Fagan and Chen, 1973).
 
     ``L`` is unit lower, ``U = diag(d) Ut`` with ``Ut`` unit upper; ``lval[t] = L[i, j]`` and
     ``uval[t] = Ut[j, i]`` for the pattern entry ``t = (i, j)``, ``i > j``. Columns are taken
@@ -129,6 +131,256 @@ def takahashi(n, ptr, idx, lval, uval, d):
             total += uval[t] * lower[t]
             pos[i] = -1
         diag[j] = 1.0 / d[j] - total
+    return lower, upper, diag, open_columns
+
+
+_BLOCK = 48  # columns per diagonal block of the blocked triangular solves
+
+
+@numba.njit(cache=False, nogil=True)
+def supernodes(n, ptr, idx):
+    """Starts of the supernodes of the lower pattern ``(ptr, idx)``: ``(k+1,)``, ending with ``n``.
+
+    A supernode is a maximal run ``j, j+1, ..., j+m-1`` of columns whose rows satisfy
+    ``S_j = {j+1} ∪ S_{j+1}``: its columns share the rows ``R`` below it and are dense above.
+    """
+    start = np.empty(n + 1, np.int64)
+    k = 0
+    for j in range(n):
+        joined = False
+        if j > 0:
+            a, b = ptr[j - 1], ptr[j]  # column j - 1 must be {j} followed by column j
+            if b - a == ptr[j + 1] - b + 1 and idx[a] == j:
+                joined = True
+                for q in range(b, ptr[j + 1]):
+                    if idx[q - b + a + 1] != idx[q]:
+                        joined = False
+                        break
+        if not joined:
+            start[k] = j
+            k += 1
+    start[k] = n
+    return start[:k + 1].copy()
+
+
+@numba.njit(cache=False, nogil=True)
+def _matmul(A, B):
+    """``A @ B`` for C-ordered 2-D arrays: BLAS when large, plain loops when small (a BLAS call
+    costs more than a small product, and a threaded BLAS much more on a busy machine)."""
+    p, k = A.shape
+    m = B.shape[1]
+    if p * k * m > 262144:
+        return np.dot(A, B)
+    C = np.zeros((p, m))
+    for i in range(p):
+        for q in range(k):
+            a = A[i, q]
+            if a != 0.0:
+                for j in range(m):
+                    C[i, j] += a * B[q, j]
+    return C
+
+
+@numba.njit(cache=False, nogil=True)
+def _solve_right_unit_lower(Y, L):
+    """``Y <- Y L^{-1}`` in place, for ``Y (p, m)`` and a unit lower ``L (m, m)``."""
+    p, m = Y.shape
+    k1 = m
+    while k1 > 0:
+        k0 = max(0, k1 - _BLOCK)
+        if k1 < m:  # Y[:, K] -= Y[:, k1:] L[k1:, K]
+            Y[:, k0:k1] -= _matmul(np.ascontiguousarray(Y[:, k1:]),
+                                  np.ascontiguousarray(L[k1:, k0:k1]))
+        for i in range(p):
+            for c in range(k1 - 1, k0 - 1, -1):
+                s = Y[i, c]
+                for r in range(c + 1, k1):
+                    s -= Y[i, r] * L[r, c]
+                Y[i, c] = s
+        k1 = k0
+
+
+@numba.njit(cache=False, nogil=True)
+def _solve_left_unit_upper(U, Y):
+    """``Y <- U^{-1} Y`` in place, for a unit upper ``U (m, m)`` and ``Y (m, p)``."""
+    m, p = Y.shape
+    k1 = m
+    while k1 > 0:
+        k0 = max(0, k1 - _BLOCK)
+        if k1 < m:  # Y[K, :] -= U[K, k1:] Y[k1:, :]
+            Y[k0:k1, :] -= _matmul(np.ascontiguousarray(U[k0:k1, k1:]),
+                                  np.ascontiguousarray(Y[k1:, :]))
+        for c in range(k1 - 1, k0 - 1, -1):
+            for r in range(c + 1, k1):
+                u = U[c, r]
+                if u != 0.0:
+                    for i in range(p):
+                        Y[c, i] -= u * Y[r, i]
+        k1 = k0
+
+
+@numba.njit(cache=False, nogil=True)
+def takahashi(n, ptr, idx, lval, uval, d):
+    """Entries of ``Z = (L U)^{-1}`` on a closed pattern (Takahashi, Fagan and Chen, 1973).
+
+    ``L`` is unit lower, ``U = diag(d) Ut`` with ``Ut`` unit upper; ``lval[t] = L[i, j]`` and
+    ``uval[t] = Ut[j, i]`` for the pattern entry ``t = (i, j)``, ``i > j``. Columns are taken
+    from the last to the first, each from the rows below it:
+
+        Z[i, j] = -sum_k Z[i, k] L[k, j],   Z[j, i] = -sum_k Ut[j, k] Z[k, i]   (k > j)
+        Z[j, j] = 1 / d[j] - sum_k Ut[j, k] Z[k, j]
+
+    (from ``Z L = Ut^{-1} D^{-1}`` and ``Ut Z = D^{-1} L^{-1}``, upper and lower triangular).
+    Here a whole supernode (see :func:`supernodes`) at a time: with ``J`` its columns and
+    ``R`` the rows below it, from ``Z[R, R]`` (computed already, gathered dense),
+
+        Z[R, J] = -Z[R, R] L[R, J] L[J, J]^{-1},   Z[J, R] = -Ut[J, J]^{-1} Ut[J, R] Z[R, R]
+        Z[J, J] = Ut[J, J]^{-1} (D_J^{-1} L[J, J]^{-1} - Ut[J, R] Z[R, J])
+
+    with dense products (BLAS) and blocked triangular solves; the workspace is ``O(|R|^2 +
+    |J| |R| + |J|^2)`` for the largest supernode, at most a few times the factor's size.
+
+    Returns ``(lower, upper, diag, open_columns)``: ``lower[t] = Z[i, j]``, ``upper[t] =
+    Z[j, i]``, ``diag[j] = Z[j, j]``, and the number of columns whose pairs were not all in
+    the pattern (0 on a closed pattern; their missing entries are taken as zero).
+
+    Example:
+        >>> ptr, idx = np.array([0, 1, 1]), np.array([1])  # L = [[1, 0], [2, 1]], Ut = I
+        >>> takahashi(2, ptr, idx, np.array([2.0]), np.array([0.0]), np.ones(2))[0]
+        array([-2.])
+    """
+    lower = np.zeros(idx.shape[0])
+    upper = np.zeros(idx.shape[0])
+    diag = np.zeros(n)
+    if n == 0:
+        return lower, upper, diag, 0
+    start = supernodes(n, ptr, idx)
+    ns = start.shape[0] - 1
+    big_rr = 0
+    big_jr = 0
+    big_jj = 0
+    for s in range(ns):
+        m = start[s + 1] - start[s]
+        j1 = start[s + 1] - 1
+        p = ptr[j1 + 1] - ptr[j1]
+        big_rr = max(big_rr, p * p)
+        big_jr = max(big_jr, m * p)
+        big_jj = max(big_jj, m * m)
+    w_rr = np.empty(big_rr)
+    w_lrj = np.empty(big_jr)
+    w_ujr = np.empty(big_jr)
+    w_zrj = np.empty(big_jr)
+    w_zjr = np.empty(big_jr)
+    w_ljj = np.empty(big_jj)
+    w_ujj = np.empty(big_jj)
+    w_zjj = np.empty(big_jj)
+    owner = np.empty(n, np.int64)  # the supernode of each column
+    for s in range(ns):
+        owner[start[s]:start[s + 1]] = s
+    rel = np.empty(n, np.int64)  # positions of R's rows in a later supernode's rows
+    open_columns = 0
+    for s in range(ns - 1, -1, -1):
+        j0 = start[s]
+        m = start[s + 1] - j0
+        j1 = j0 + m - 1
+        rs = ptr[j1]
+        p = ptr[j1 + 1] - rs
+        # Z[R, R], gathered from the columns of R (all after this supernode)
+        ZRR = w_rr[:p * p].reshape(p, p)
+        ZRR[:, :] = 0.0
+        found = 0
+        a = 0
+        while a < p:
+            # the run R[a:a2] of rows in one supernode K = k0..k1: column r of K holds the
+            # rows r+1..k1, then R_K, so R's rows above k1 sit at the same places of R_K
+            kk = owner[idx[rs + a]]
+            k1 = start[kk + 1] - 1
+            a2 = a
+            while a2 < p and idx[rs + a2] <= k1:
+                a2 += 1
+            kr = ptr[k1]
+            ke = ptr[k1 + 1]
+            q = kr
+            for b in range(a2, p):
+                x = idx[rs + b]
+                while q < ke and idx[q] < x:
+                    q += 1
+                if q < ke and idx[q] == x:
+                    rel[b] = q - kr
+                else:
+                    rel[b] = -1
+            for a1 in range(a, a2):
+                r = idx[rs + a1]
+                ZRR[a1, a1] = diag[r]
+                t0 = ptr[r]
+                for b in range(a1 + 1, a2):  # inside K: dense
+                    t = t0 + idx[rs + b] - r - 1
+                    ZRR[b, a1] = lower[t]
+                    ZRR[a1, b] = upper[t]
+                    found += 1
+                t1 = t0 + k1 - r
+                for b in range(a2, p):
+                    if rel[b] >= 0:
+                        t = t1 + rel[b]
+                        ZRR[b, a1] = lower[t]
+                        ZRR[a1, b] = upper[t]
+                        found += 1
+            a = a2
+        if found != p * (p - 1) // 2:
+            open_columns += m
+        # the factor's blocks: column j0 + c holds rows j0+c+1 .. j1, then R
+        LRJ = w_lrj[:p * m].reshape(p, m)
+        UJR = w_ujr[:m * p].reshape(m, p)
+        LJJ = w_ljj[:m * m].reshape(m, m)
+        UJJ = w_ujj[:m * m].reshape(m, m)
+        for c in range(m):
+            t0 = ptr[j0 + c]
+            off = t0 + (m - 1 - c)
+            for b in range(p):
+                LRJ[b, c] = lval[off + b]
+                UJR[c, b] = uval[off + b]
+            for r in range(m):
+                LJJ[r, c] = 0.0
+                UJJ[c, r] = 0.0
+            LJJ[c, c] = 1.0
+            UJJ[c, c] = 1.0
+            for r in range(c + 1, m):
+                LJJ[r, c] = lval[t0 + r - c - 1]
+                UJJ[c, r] = uval[t0 + r - c - 1]
+        ZRJ = w_zrj[:p * m].reshape(p, m)
+        ZJR = w_zjr[:m * p].reshape(m, p)
+        ZJJ = w_zjj[:m * m].reshape(m, m)
+        if p > 0:
+            ZRJ[:, :] = _matmul(ZRR, LRJ)
+            ZRJ *= -1.0
+            _solve_right_unit_lower(ZRJ, LJJ)
+            ZJR[:, :] = _matmul(UJR, ZRR)
+            ZJR *= -1.0
+            _solve_left_unit_upper(UJJ, ZJR)
+        # Z[J, J]: D_J^{-1} L[J, J]^{-1} - Ut[J, R] Z[R, J], then Ut[J, J]^{-1} from the left
+        for r in range(m):
+            for c in range(m):
+                ZJJ[r, c] = 0.0
+            ZJJ[r, r] = 1.0
+        _solve_right_unit_lower(ZJJ, LJJ)
+        for r in range(m):
+            inv = 1.0 / d[j0 + r]
+            for c in range(r + 1):
+                ZJJ[r, c] *= inv
+        if p > 0:
+            ZJJ -= _matmul(UJR, ZRJ)
+        _solve_left_unit_upper(UJJ, ZJJ)
+        # scatter into the pattern
+        for c in range(m):
+            t0 = ptr[j0 + c]
+            diag[j0 + c] = ZJJ[c, c]
+            for r in range(c + 1, m):
+                lower[t0 + r - c - 1] = ZJJ[r, c]
+                upper[t0 + r - c - 1] = ZJJ[c, r]
+            off = t0 + (m - 1 - c)
+            for b in range(p):
+                lower[off + b] = ZRJ[b, c]
+                upper[off + b] = ZJR[c, b]
     return lower, upper, diag, open_columns
 
 

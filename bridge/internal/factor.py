@@ -164,7 +164,9 @@ class Factor:
         return self._z
 
     def inverse_at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """Entries ``A^{-1}[rows, cols]``, for positions of A's pattern or its transpose."""
+        """Entries ``A^{-1}[rows, cols]`` at transposed positions of A's pattern: ``(rows[k],
+        cols[k])`` with ``(cols[k], rows[k])`` stored in A (what ``A^{-T}`` at A's pattern needs;
+        other positions may lie outside the factor and raise)."""
         keys, lower, upper, diag = self._selected()
         lu = self._lu
         # A^{-1}[b, a] = A2^{-1}[c_pos[b], r_pos[a]] = Zt[perm_c[c_pos[b]], perm_r[r_pos[a]]]
