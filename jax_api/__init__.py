@@ -20,6 +20,7 @@ from ._generic_solve import sparse_generic_solve  # noqa: E402
 from ._indexed_mm import gather_mm, segment_mm  # noqa: E402
 from ._logdet import SlogdetResult, sparse_logdet, sparse_slogdet  # noqa: E402
 from ._logsumexp import sparse_bidir_logsumexp, sparse_logsumexp  # noqa: E402
+from ._preconditioners import ic0, ilu0, jacobi  # noqa: E402
 from ._random import make_spd_sparse, rand_sparse, rand_sparse_tri  # noqa: E402
 from ._solvers import SolveInfo, bicgstab, cg, gmres, lsmr, minres  # noqa: E402
 from ._sparse_mm import sparse_mm  # noqa: E402
@@ -38,4 +39,5 @@ __all__ += ["sparse_generic_solve", "sparse_generic_lstsq"]
 __all__ += ["sparse_cholesky_solve", "sparse_lu_solve", "sparse_logdet", "sparse_slogdet"]
 __all__ += ["SlogdetResult"]
 __all__ += ["SolveInfo", "cg", "bicgstab", "gmres", "minres", "lsmr"]
+__all__ += ["jacobi", "ic0", "ilu0"]
 __all__ += ["ConvergenceWarning", "ConvergenceError"]

@@ -5,9 +5,10 @@ singular, NaN) and a correct result on a good one."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from .batteries import JAX, TORCH, dense_battery, sparse_battery
-from .inputs import mat, rhs, sp, with_nan
+from .inputs import F64, mat, rhs, sp, with_nan
 from .table import VE, Result, Row, assert_same, c, equals, err
 
 TOL32 = {"rtol": 1e-5, "atol": 1e-6}
@@ -60,7 +61,7 @@ def rows() -> list[Row]:
     """Rows of torch_api's and jax_api's direct solves and log-determinants."""
     import torch_api
 
-    out = _frontend("torch_api", torch_api, TORCH, sp, lambda x: x, {})
+    out = _frontend("torch_api", torch_api, TORCH, sp, lambda x: x, {}) + preconditioner_rows()
     try:
         import jax_api
     except ImportError:
@@ -69,3 +70,25 @@ def rows() -> list[Row]:
 
 
 
+
+
+def preconditioner_rows() -> list[Row]:
+    """torch_api.utils.jacobi / ic0 / ilu0: the sparse battery, the refusals, a correct M^{-1}."""
+    from torch_api import utils
+
+    out: list[Row] = []
+    zero_diag = torch.tensor([[0.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 5.0]], dtype=F64)
+    for name, kind in (("jacobi", "spd"), ("ic0", "spd"), ("ilu0", "general")):
+        t, op = f"torch_api.utils.{name}", getattr(utils, name)
+        out += sparse_battery(t, "A", lambda A, op=op: c(op, A), mat(kind))
+        out.append(Row(t, "A has a zero diagonal entry", lambda op=op: c(op, sp(zero_diag)),
+                       err(VE, "A", "diagonal|pivot")))
+        if name != "jacobi":
+            out.append(Row(t, "A is not square",
+                           lambda op=op: c(op, sp(torch.ones(3, 4, dtype=F64))),
+                           err(VE, "A", "square")))
+    D = mat("general")
+    out.append(Row("torch_api.utils.jacobi", "good A",
+                   lambda: c(lambda A: utils.jacobi(A)(rhs()), sp(D)),
+                   equals(lambda call: rhs() / torch.diagonal(D)[:, None])))
+    return out

@@ -9,6 +9,7 @@ from . import minres as _minres_path  # noqa: F401
 from .._blocks import sparse_block_diag, sparse_block_diag_split, sparse_eye, stack_csr
 from .._convergence import ConvergenceError, ConvergenceWarning
 from .._convert import convert_coo_to_csr, convert_coo_to_csr_indices_values
+from .._preconditioners import ic0, ilu0, jacobi
 from .._random import (
     generate_random_sparse_coo_matrix,
     generate_random_sparse_csr_matrix,
@@ -43,6 +44,9 @@ __all__ = [
     "linear_cg",
     "lsmr",
     "minres",
+    "jacobi",
+    "ic0",
+    "ilu0",
     "rand_sparse",
     "rand_sparse_tri",
     "make_spd_sparse",
