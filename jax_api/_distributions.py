@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental.sparse import BCOO, BCSR
 
+from . import _matrix_gaussian as _mg
 from ._checks import check_sparse_indices, checked_indices, runtime_check
 from ._pattern import Pattern
 from ._sparse_mm import flat_mm, sparse_mm
@@ -172,20 +173,33 @@ class SparseMultivariateNormal(eqx.Module):
     diagonal: jax.Array | None
     scale_tril: BCOO | BCSR | None
     precision_tril: BCOO | BCSR | None
+    precision_matrix: BCOO | BCSR | None
+    covariance_matrix: BCOO | BCSR | None
     batch_shape: tuple[int, ...] = eqx.field(static=True)
     event_shape: tuple[int, ...] = eqx.field(static=True)
     _solve_checks: bool = eqx.field(static=True)
 
     def __init__(
-        self, loc, diagonal=None, scale_tril=None, precision_tril=None, validate_args=None
+        self, loc, diagonal=None, scale_tril=None, precision_tril=None, validate_args=None,
+        precision_matrix=None, covariance_matrix=None,
     ):
-        if (scale_tril is None) == (precision_tril is None):
+        given = {
+            "scale_tril": scale_tril, "precision_tril": precision_tril,
+            "precision_matrix": precision_matrix, "covariance_matrix": covariance_matrix,
+        }
+        named = [k for k, v in given.items() if v is not None]
+        if len(named) != 1:
             raise ValueError(
-                "scale_tril, precision_tril: expected exactly one of them, got "
-                f"{'both' if scale_tril is not None else 'neither'}."
+                _exactly_one(named)
             )
-        name = "scale_tril" if scale_tril is not None else "precision_tril"
-        factor = scale_tril if scale_tril is not None else precision_tril
+        name = named[0]
+        factor = given[name]
+        matrix = name in _mg.MATRIX_NAMES
+        if matrix and diagonal is not None:
+            raise ValueError(
+                f"diagonal: expected None with {name} (diagonal is the D of an LDL^T factor, "
+                "given with scale_tril or precision_tril only), got an array."
+            )
         loc = check_dense("loc", loc, ndims=(1, 2))
         n = loc.shape[-1]
         factor = check_sparse(name, factor, square=True)
@@ -212,7 +226,10 @@ class SparseMultivariateNormal(eqx.Module):
                 f"loc, diagonal, {name}: batch shapes {[tuple(s) for s in shapes]} do not "
                 f"broadcast."
             ) from None
-        if validate_args and is_concrete(factor, diagonal):
+        if matrix:
+            if validate_args:  # symmetric positive definite: the factorisation's own check
+                _mg.factor_check(name, factor)
+        elif validate_args and is_concrete(factor, diagonal):
             check_sparse_indices(name, factor)
             _check_factor_values(name, factor, diagonal is not None, diagonal)
         elif validate_args:  # traced: checked by the program at run time, same messages
@@ -223,16 +240,27 @@ class SparseMultivariateNormal(eqx.Module):
         self.loc, self.diagonal = loc, diagonal
         self.scale_tril = factor if name == "scale_tril" else None
         self.precision_tril = factor if name == "precision_tril" else None
+        self.precision_matrix = factor if name == "precision_matrix" else None
+        self.covariance_matrix = factor if name == "covariance_matrix" else None
         self.batch_shape, self.event_shape = batch_shape, (n,)
 
     # ------------------------------------------------------------------------- parameters
     @property
+    def _matrix_name(self):
+        if self.precision_matrix is not None:
+            return "precision_matrix"
+        return "covariance_matrix" if self.covariance_matrix is not None else None
+
+    @property
     def _factor(self):
-        return self.scale_tril if self.scale_tril is not None else self.precision_tril
+        for F in (self.scale_tril, self.precision_tril, self.precision_matrix):
+            if F is not None:
+                return F
+        return self.covariance_matrix
 
     @property
     def _is_scale(self) -> bool:
-        return self.scale_tril is not None
+        return self.scale_tril is not None or self.covariance_matrix is not None
 
     @property
     def is_ldlt_parameterization(self) -> bool:
@@ -254,6 +282,8 @@ class SparseMultivariateNormal(eqx.Module):
         """
         shape = tuple(sample_shape) + self.batch_shape + self.event_shape
         eps = jax.random.normal(key, shape, self.loc.dtype)
+        if self._matrix_name is not None:  # not differentiable in the matrix (raises)
+            return self.loc + _mg.colour(self._matrix_name, self._factor, eps)
         L, D = self._factor, self.diagonal
         if self._is_scale:
             if D is None:
@@ -273,6 +303,8 @@ class SparseMultivariateNormal(eqx.Module):
     def _half_logdet(self) -> jax.Array:
         """``log|Sigma| / 2`` per batch item, O(nnz) from the stored values."""
         sign = 1.0 if self._is_scale else -1.0
+        if self._matrix_name is not None:
+            return sign * 0.5 * _mg.logdet(self._matrix_name, self._factor)
         if self.diagonal is not None:
             return sign * 0.5 * jnp.sum(jnp.log(self.diagonal), -1)
         return sign * _sum_log_diagonal(self._factor)
@@ -282,6 +314,10 @@ class SparseMultivariateNormal(eqx.Module):
         value = check_dense("value", value, ndims=tuple(range(1, 16)))
         d = value - self.loc
         d = jnp.broadcast_to(d, np.broadcast_shapes(d.shape, self.batch_shape + self.event_shape))
+        n = self.event_shape[0]
+        if self._matrix_name is not None:
+            maha = _mg.quadratic(self._matrix_name, self._factor, d, _apply)
+            return -0.5 * (n * _LOG_2PI + maha) - self._half_logdet()
         L, D = self._factor, self.diagonal
         if self._is_scale:
             z = _apply(_lower_solve(D is not None, False, self._solve_checks), L, d)
@@ -301,7 +337,16 @@ class SparseMultivariateNormal(eqx.Module):
 
     @property
     def variance(self) -> jax.Array:
-        """Marginal variances, O(nnz), for covariance factors (precision factors: see below)."""
+        """Marginal variances, O(nnz), for covariance factors (precision factors: see below).
+
+        ``covariance_matrix``: its diagonal. ``precision_matrix``: diag(Q^{-1}) from the selected
+        inverse (differentiating it in Q's values raises NotImplementedError).
+        """
+        full = self.batch_shape + self.event_shape
+        if self.covariance_matrix is not None:
+            return jnp.broadcast_to(_mg.diagonal(self.covariance_matrix), full)
+        if self.precision_matrix is not None:
+            return jnp.broadcast_to(_mg.precision_variance(self.precision_matrix), full)
         if not self._is_scale:
             raise NotImplementedError(
                 "variance: with a precision factor the marginal variances are diag(P^{-1}), "
@@ -316,3 +361,16 @@ class SparseMultivariateNormal(eqx.Module):
             return _apply(sparse_mm, squares, jnp.ones(full, self.loc.dtype))
         w = jnp.broadcast_to(D, full)
         return w + _apply(sparse_mm, squares, w)
+
+
+def _exactly_one(named: list) -> str:
+    """The message for ``named`` (the factor / matrix arguments given) not being exactly one."""
+    four = "scale_tril, precision_tril, precision_matrix, covariance_matrix"
+    if not named:
+        return (f"scale_tril, precision_tril: expected exactly one of them, got neither (or one "
+                f"of precision_matrix, covariance_matrix: exactly one of {four}).")
+    if named == ["scale_tril", "precision_tril"]:
+        return (f"scale_tril, precision_tril: expected exactly one of them, got both (exactly "
+                f"one of {four}).")
+    return (f"{four}: expected exactly one of them, got "
+            f"{'both' if len(named) == 2 else 'several'} ({', '.join(named)}).")

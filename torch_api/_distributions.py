@@ -36,6 +36,7 @@ import math
 import torch
 from torch.distributions import Distribution, constraints
 
+from . import _matrix_gaussian as _mg
 from ._pattern import sparse_with_values
 from ._pattern_cache import operation
 from ._sparse_factor import (
@@ -67,7 +68,15 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
             an implicit unit diagonal: entries it stores on the diagonal are ignored (taken as
             1, their gradient is zero), as torchsparsegradutils does. A CSR factor
             that requires grad must have sorted columns within each row (ValueError otherwise).
-        precision_tril: precision factor, same form; give exactly one of the two.
+        precision_tril: precision factor, same form.
+        precision_matrix: a sparse symmetric positive definite precision ``Q`` (COO/CSR,
+            ``(n, n)`` or ``(b, n, n)``, both triangles stored): ``log_prob`` by a sparse
+            product and ``sparse_logdet`` (gradients to ``loc`` and Q's values at its pattern);
+            samples through Q's sparse ``L D L^T`` factorisation (``rsample`` refuses a Q that
+            requires grad under grad mode); ``variance`` is diag(Q^{-1}) (not differentiable).
+        covariance_matrix: a sparse SPD covariance ``Sigma``, same form (``sparse_cholesky_solve``
+            for the Mahalanobis term). Give exactly one of the four; ``diagonal`` only with a
+            factor. ``kl_divergence`` raises NotImplementedError for the matrix forms.
         validate_args: ``True``: check the constraints (triangularity, positive diagonals) at
             construction, and samples in :meth:`log_prob`; ``None`` (torch's default
             validation): the same, except that the factor's structure is checked at its first
@@ -89,13 +98,29 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
     has_rsample = True
 
     def __init__(
-        self, loc, diagonal=None, scale_tril=None, precision_tril=None, validate_args=None
+        self, loc, diagonal=None, scale_tril=None, precision_tril=None, validate_args=None,
+        precision_matrix=None, covariance_matrix=None,
     ):
-        if (scale_tril is None) == (precision_tril is None):
+        given_args = {
+            "scale_tril": scale_tril, "precision_tril": precision_tril,
+            "precision_matrix": precision_matrix, "covariance_matrix": covariance_matrix,
+        }
+        named = [k for k, v in given_args.items() if v is not None]
+        if len(named) != 1:
             raise ValueError(
-                "scale_tril, precision_tril: expected exactly one of them, got "
-                f"{'both' if scale_tril is not None else 'neither'}."
+                _exactly_one(named)
             )
+        self._matrix_name = named[0] if named[0] in _mg.MATRIX_NAMES else None
+        if self._matrix_name is not None:
+            if diagonal is not None:
+                raise ValueError(
+                    f"diagonal: expected None with {self._matrix_name} (diagonal is the D of an "
+                    "LDL^T factor, given with scale_tril or precision_tril only), got "
+                    f"{describe(diagonal)}."
+                )
+            self._init_matrix(loc, self._matrix_name, given_args[self._matrix_name],
+                              validate_args)
+            return
         self._is_scale = scale_tril is not None
         name = "scale_tril" if self._is_scale else "precision_tril"
         given = scale_tril if self._is_scale else precision_tril
@@ -111,6 +136,26 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
         self._factor_unchecked = validate_args is None and bool(Distribution._validate_args)
         super().__init__(batch_shape, loc.shape[-1:], validate_args=validate_args)
 
+    def _init_matrix(self, loc, name, matrix, validate_args):
+        """A sparse SPD precision or covariance matrix (see :mod:`torch_api._matrix_gaussian`)."""
+        loc, matrix, _, batch_shape = check_parameters(loc, name, matrix, None)
+        self._is_scale = name == "covariance_matrix"
+        self._loc, self._factor, self._diagonal = loc, matrix, None
+        self._template, self._values = matrix, ValuesOf.apply(matrix)
+        self._factor_unchecked = False
+        if validate_args:  # symmetric positive definite: the factorisation's own check
+            _mg.factor_check(name, matrix, self._values)
+        super().__init__(batch_shape, loc.shape[-1:], validate_args=validate_args)
+
+    def _matrix_use(self) -> torch.Tensor:
+        return sparse_with_values(self._template, self._values)
+
+    def _no_factor_maps(self, what: str):
+        raise NotImplementedError(
+            f"{what}: not implemented for a {self._matrix_name} parameterisation (it has no "
+            "sparse triangular factor); use scale_tril or precision_tril."
+        )
+
     # ------------------------------------------------------------------------- parameters
     @property
     def arg_constraints(self) -> dict:
@@ -118,6 +163,8 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
         out = {"loc": constraints.real_vector}
         if ldlt:
             out["diagonal"] = constraints.independent(constraints.positive, 1)
+        if getattr(self, "_matrix_name", None) is not None:
+            return out  # symmetric / SPD: checked by the factorisation (ValueError)
         if not getattr(self, "_factor_unchecked", False):
             out[self._factor_name] = self._factor_constraint()
         return out
@@ -149,11 +196,25 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
 
     @property
     def scale_tril(self) -> torch.Tensor | None:
+        if self._matrix_name is not None:
+            return None
         return self._factor if self._is_scale else None
 
     @property
     def precision_tril(self) -> torch.Tensor | None:
+        if self._matrix_name is not None:
+            return None
         return None if self._is_scale else self._factor
+
+    @property
+    def precision_matrix(self) -> torch.Tensor | None:
+        """The sparse precision matrix if given as ``precision_matrix=``, else None."""
+        return self._factor if self._matrix_name == "precision_matrix" else None
+
+    @property
+    def covariance_matrix(self) -> torch.Tensor | None:
+        """The sparse covariance matrix if given as ``covariance_matrix=``, else None."""
+        return self._factor if self._matrix_name == "covariance_matrix" else None
 
     @property
     def is_ldlt_parameterization(self) -> bool:
@@ -164,6 +225,8 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
         kind = "LDL^T" if self._diagonal is not None else "LL^T"
         what = "covariance" if self._is_scale else "precision"
         name = "scale_tril" if self._is_scale else "precision_tril"
+        if self._matrix_name is not None:
+            kind, name, what = "SPD", self._matrix_name, what + " matrix"
         nnz = self._values.shape[-1]
         parts = [
             f"loc: {tuple(self._loc.shape)}",
@@ -172,7 +235,7 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
         if self._diagonal is not None:
             parts.append(f"diagonal: {tuple(self._diagonal.shape)}")
         parts += [
-            f"{kind} {what} factor",
+            f"{kind} {what}" if self._matrix_name else f"{kind} {what} factor",
             f"batch_shape={tuple(self.batch_shape)}",
             f"event_shape={tuple(self.event_shape)}",
             f"dtype={self._loc.dtype}",
@@ -199,6 +262,14 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
             )
         new = self._get_checked_instance(SparseMultivariateNormal, _instance)
         full = batch_shape + self.event_shape
+        new._matrix_name = self._matrix_name
+        if self._matrix_name is not None and self._template.dim() == 3 and (
+            self._template.shape[0] != batch_shape[-1]
+        ):
+            raise NotImplementedError(
+                f"expand: repeating a (1, n, n) {self._matrix_name} is not implemented; give "
+                "an unbatched (n, n) matrix to share it across the batch."
+            )
         new._is_scale = self._is_scale
         new._loc = self._loc.expand(full)
         new._diagonal = None if self._diagonal is None else self._diagonal.expand(full)
@@ -225,6 +296,8 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
 
     def _color(self, eps: torch.Tensor) -> torch.Tensor:
         """``A eps`` for ``eps (..., *batch, n)`` with ``Sigma = A A^T``."""
+        if self._matrix_name is not None:
+            self._no_factor_maps("colouring map")
         L, D = self._use(), self._diagonal
         if self._is_scale:
             if D is None:
@@ -237,6 +310,8 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
 
     def _whiten(self, d: torch.Tensor) -> torch.Tensor:
         """``z`` with ``|z|^2 = d^T Sigma^{-1} d`` for ``d (..., *batch, n)``."""
+        if self._matrix_name is not None:
+            self._no_factor_maps("whitening map")
         L, D = self._use(), self._diagonal
         if self._is_scale:
             z = apply_to_vectors(lower_solve(D is not None), L, d)
@@ -246,6 +321,9 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
 
     def _half_logdet(self) -> torch.Tensor:
         """``log|Sigma| / 2`` per batch item, O(nnz) from the stored values."""
+        if self._matrix_name is not None:  # a sparse factorisation
+            half = 0.5 * _mg.logdet(self._matrix_name, self._matrix_use())
+            return half if self._is_scale else -half
         self._check_factor()
         D = self._diagonal
         sign = 1.0 if self._is_scale else -1.0
@@ -259,6 +337,15 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
         """Reparameterised samples ``(*sample_shape, *batch_shape, n)``, ``eps = torch.randn``."""
         shape = self._extended_shape(torch.Size(sample_shape))
         eps = torch.randn(shape, dtype=self._loc.dtype, device=self._loc.device)
+        if self._matrix_name is not None:
+            if self._values.requires_grad and torch.is_grad_enabled():
+                raise NotImplementedError(
+                    f"rsample: reparameterised gradients in the values of {self._matrix_name} "
+                    "need the derivative of its Cholesky factor (dense in general), which is "
+                    "not implemented; use scale_tril or precision_tril for differentiable "
+                    "samples, or sample() / detach the matrix (gradients then reach loc only)."
+                )
+            return self._loc + _mg.colour(self._matrix_name, self._template, self._values, eps)
         return self._loc + self._color(eps)
 
     @operation
@@ -267,8 +354,11 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
             self._validate_sample(value)
         d = value - self._loc
         d = d.expand(torch.broadcast_shapes(d.shape, self.batch_shape + self.event_shape))
-        z = self._whiten(d)
         n = self.event_shape[0]
+        if self._matrix_name is not None:
+            maha = _mg.quadratic(self._matrix_name, self._matrix_use(), d)
+            return -0.5 * (n * _LOG_2PI + maha) - self._half_logdet()
+        z = self._whiten(d)
         return -0.5 * (n * _LOG_2PI + z.pow(2).sum(-1)) - self._half_logdet()
 
     def entropy(self) -> torch.Tensor:
@@ -277,7 +367,24 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
 
     @property
     def variance(self) -> torch.Tensor:
-        """Marginal variances, O(nnz), for covariance factors (precision factors: see below)."""
+        """Marginal variances, O(nnz), for covariance factors (precision factors: see below).
+
+        ``covariance_matrix``: its diagonal (differentiable). ``precision_matrix``: diag(Q^{-1})
+        from the factorisation's selected inverse, not differentiable in Q: NotImplementedError
+        when Q requires grad under grad mode.
+        """
+        if self._matrix_name == "covariance_matrix":
+            return _mg.diagonal(self._template, self._values).expand(
+                self.batch_shape + self.event_shape)
+        if self._matrix_name == "precision_matrix":
+            if self._values.requires_grad and torch.is_grad_enabled():
+                raise NotImplementedError(
+                    "variance: diag(precision_matrix^{-1}) is computed by a selected inverse "
+                    "whose derivative is not implemented; call it under torch.no_grad() or "
+                    "with a matrix that does not require grad, or use scale_tril."
+                )
+            return _mg.precision_variance(self._template, self._values).expand(
+                self.batch_shape + self.event_shape)
         if not self._is_scale:
             raise NotImplementedError(
                 "variance: with a precision factor the marginal variances are diag(P^{-1}), "
@@ -325,3 +432,16 @@ def _repeat_factor(F: torch.Tensor, values: torch.Tensor, m: int):
         crow, col, F.values().detach().repeat(m, 1), (m, *F.shape[1:])
     )
     return template, values.repeat(m, 1)
+
+
+def _exactly_one(named: list) -> str:
+    """The message for ``named`` (the factor / matrix arguments given) not being exactly one."""
+    four = "scale_tril, precision_tril, precision_matrix, covariance_matrix"
+    if not named:
+        return (f"scale_tril, precision_tril: expected exactly one of them, got neither (or one "
+                f"of precision_matrix, covariance_matrix: exactly one of {four}).")
+    if named == ["scale_tril", "precision_tril"]:
+        return (f"scale_tril, precision_tril: expected exactly one of them, got both (exactly "
+                f"one of {four}).")
+    return (f"{four}: expected exactly one of them, got "
+            f"{'both' if len(named) == 2 else 'several'} ({', '.join(named)}).")

@@ -35,6 +35,15 @@ _BLOCK_NUMBERS = 2**22
 def _kl(p, q, p_columns, q_whiten, hp, hq) -> torch.Tensor:
     """The formula above; ``p_columns(j0, j1)``: columns ``j0..j1-1`` of ``C_p`` as
     ``(k, *batch_p, n)``; ``q_whiten(v)``: ``W_q v`` for ``v (k, *batch, n)``."""
+    for name, d in (("p", p), ("q", q)):
+        matrix = getattr(d, "_matrix_name", None)
+        if matrix is not None:
+            raise NotImplementedError(
+                f"kl_divergence: {name} is parameterised by a sparse {matrix}; the divergence "
+                "needs a triangular factor (its trace term colours and whitens columns), which "
+                "is not implemented for this parameterisation. Use scale_tril or "
+                "precision_tril."
+            )
     n = p.event_shape[0]
     if q.event_shape != p.event_shape:
         raise ValueError(
@@ -63,6 +72,8 @@ def _to_batch(v: torch.Tensor, batch: torch.Size) -> torch.Tensor:
 
 def _shares_factor(p, q) -> bool:
     if not (isinstance(p, SparseMultivariateNormal) and isinstance(q, SparseMultivariateNormal)):
+        return False
+    if p._matrix_name is not None or q._matrix_name is not None:
         return False
     return p._factor is q._factor and p._is_scale == q._is_scale and p._diagonal is q._diagonal
 
