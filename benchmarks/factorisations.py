@@ -176,5 +176,6 @@ def _cases_at(cfg, size: int | None) -> list[Case]:
 
 
 def cases(cfg) -> list[Case]:
-    sizes = [None] if cfg.suite == "quick" or cfg.matrix is not None else [40, None]
+    full = cfg.suite == "full" and cfg.matrix is None
+    sizes = [None] if not full or cfg.size == 40 else [40, None]
     return [c for size in sizes for c in _cases_at(cfg, size)]
