@@ -73,6 +73,18 @@ def cases() -> dict:
         "SparseMultivariateNormal.sample": lambda: dist(precision_tril=L).sample(key, (2,)),
         "SparseMultivariateNormal.entropy, variance": lambda: (
             dist(scale_tril=L).entropy(), dist(scale_tril=L).variance),
+        "sparse_cholesky_solve": lambda: J.sparse_cholesky_solve(S, B),
+        "sparse_cholesky_solve grad": grad_of(J.sparse_cholesky_solve, S, B),
+        "sparse_lu_solve": lambda: J.sparse_lu_solve(L, b),
+        "sparse_lu_solve grad": grad_of(J.sparse_lu_solve, L, b),
+        "sparse_logdet": lambda: J.sparse_logdet(S),
+        "sparse_logdet grad": grad_of(J.sparse_logdet, S),
+        "sparse_slogdet": lambda: J.sparse_slogdet(L),
+        "jacobi": lambda: J.jacobi(S)(b),
+        "ic0": lambda: J.ic0(S)(b),
+        "ilu0": lambda: J.ilu0(L)(b),
+        "SparseMultivariateNormal(precision_matrix).log_prob": lambda: dist(
+            precision_matrix=S).log_prob(b),
         "mean_hotelling_t2_test": lambda: J.mean_hotelling_t2_test(mean, mean + 0.1, cov, 20),
         "cov_nagao_test": lambda: J.cov_nagao_test(cov, cov, 20),
     }
