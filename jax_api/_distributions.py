@@ -27,6 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental.sparse import BCOO, BCSR
 
+from bridge.internal.messages import exactly_one_parameterisation
+
 from . import _matrix_gaussian as _mg
 from ._checks import check_sparse_indices, checked_indices, runtime_check
 from ._pattern import Pattern
@@ -190,7 +192,7 @@ class SparseMultivariateNormal(eqx.Module):
         named = [k for k, v in given.items() if v is not None]
         if len(named) != 1:
             raise ValueError(
-                _exactly_one(named)
+                exactly_one_parameterisation(named)
             )
         name = named[0]
         factor = given[name]
@@ -361,16 +363,3 @@ class SparseMultivariateNormal(eqx.Module):
             return _apply(sparse_mm, squares, jnp.ones(full, self.loc.dtype))
         w = jnp.broadcast_to(D, full)
         return w + _apply(sparse_mm, squares, w)
-
-
-def _exactly_one(named: list) -> str:
-    """The message for ``named`` (the factor / matrix arguments given) not being exactly one."""
-    four = "scale_tril, precision_tril, precision_matrix, covariance_matrix"
-    if not named:
-        return (f"scale_tril, precision_tril: expected exactly one of them, got neither (or one "
-                f"of precision_matrix, covariance_matrix: exactly one of {four}).")
-    if named == ["scale_tril", "precision_tril"]:
-        return (f"scale_tril, precision_tril: expected exactly one of them, got both (exactly "
-                f"one of {four}).")
-    return (f"{four}: expected exactly one of them, got "
-            f"{'both' if len(named) == 2 else 'several'} ({', '.join(named)}).")

@@ -11,13 +11,14 @@ them there raises NotImplementedError (a custom JVP that refuses a non-zero tang
 
 from __future__ import annotations
 
-import contextlib
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.custom_derivatives import SymbolicZero
+
+from bridge.internal.messages import GAUSSIAN_MATRICES, renamed
 
 from . import _direct
 from ._checks import check_sparse_indices
@@ -26,19 +27,7 @@ from ._logdet import sparse_logdet
 from ._pattern import Pattern
 from ._sparse_mm import sparse_mm
 
-MATRIX_NAMES = ("precision_matrix", "covariance_matrix")
-
-
-@contextlib.contextmanager
-def renamed(name: str):
-    """Re-raise the factorisation's ValueErrors (which name ``A``) naming ``name``."""
-    try:
-        yield
-    except ValueError as e:
-        msg = str(e)
-        if msg.startswith("A"):
-            raise ValueError(name + msg[1:]) from None
-        raise
+MATRIX_NAMES = GAUSSIAN_MATRICES
 
 
 def factor_check(name: str, A) -> None:

@@ -36,6 +36,8 @@ import math
 import torch
 from torch.distributions import Distribution, constraints
 
+from bridge.internal.messages import exactly_one_parameterisation
+
 from . import _matrix_gaussian as _mg
 from ._pattern import sparse_with_values
 from ._pattern_cache import operation
@@ -108,7 +110,7 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
         named = [k for k, v in given_args.items() if v is not None]
         if len(named) != 1:
             raise ValueError(
-                _exactly_one(named)
+                exactly_one_parameterisation(named)
             )
         self._matrix_name = named[0] if named[0] in _mg.MATRIX_NAMES else None
         if self._matrix_name is not None:
@@ -432,16 +434,3 @@ def _repeat_factor(F: torch.Tensor, values: torch.Tensor, m: int):
         crow, col, F.values().detach().repeat(m, 1), (m, *F.shape[1:])
     )
     return template, values.repeat(m, 1)
-
-
-def _exactly_one(named: list) -> str:
-    """The message for ``named`` (the factor / matrix arguments given) not being exactly one."""
-    four = "scale_tril, precision_tril, precision_matrix, covariance_matrix"
-    if not named:
-        return (f"scale_tril, precision_tril: expected exactly one of them, got neither (or one "
-                f"of precision_matrix, covariance_matrix: exactly one of {four}).")
-    if named == ["scale_tril", "precision_tril"]:
-        return (f"scale_tril, precision_tril: expected exactly one of them, got both (exactly "
-                f"one of {four}).")
-    return (f"{four}: expected exactly one of them, got "
-            f"{'both' if len(named) == 2 else 'several'} ({', '.join(named)}).")

@@ -11,10 +11,10 @@ implemented, so ``rsample`` refuses a matrix that requires grad.
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
+
+from bridge.internal.messages import GAUSSIAN_MATRICES, renamed
 
 from ._direct import Factors
 from ._direct_solve import sparse_cholesky_solve
@@ -23,19 +23,7 @@ from ._pattern import Pattern
 from ._sparse_factor import apply_to_vectors
 from ._sparse_mm import sparse_mm
 
-MATRIX_NAMES = ("precision_matrix", "covariance_matrix")
-
-
-@contextlib.contextmanager
-def renamed(name: str):
-    """Re-raise the factorisation's ValueErrors (which name ``A``) naming ``name``."""
-    try:
-        yield
-    except ValueError as e:
-        msg = str(e)
-        if msg.startswith("A"):
-            raise ValueError(name + msg[1:]) from None
-        raise
+MATRIX_NAMES = GAUSSIAN_MATRICES
 
 
 def quadratic(name: str, M: torch.Tensor, d: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ exist then.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import numpy as np
@@ -76,3 +77,32 @@ def type_error(argument: str, got: object, expected: str) -> TypeError:
 def value_error(argument: str, got: object, expected: str) -> ValueError:
     """A ValueError (wrong shape, dtype, value) in the template; a string ``got`` is kept."""
     return ValueError(message(argument, expected, got))
+
+
+GAUSSIAN_MATRICES = ("precision_matrix", "covariance_matrix")
+
+
+def exactly_one_parameterisation(named: list) -> str:
+    """``SparseMultivariateNormal``'s message when ``named`` (the factor / matrix arguments
+    given) is not exactly one of the four (both frontends)."""
+    four = "scale_tril, precision_tril, precision_matrix, covariance_matrix"
+    if not named:
+        return (f"scale_tril, precision_tril: expected exactly one of them, got neither (or one "
+                f"of precision_matrix, covariance_matrix: exactly one of {four}).")
+    if named == ["scale_tril", "precision_tril"]:
+        return (f"scale_tril, precision_tril: expected exactly one of them, got both (exactly "
+                f"one of {four}).")
+    return (f"{four}: expected exactly one of them, got "
+            f"{'both' if len(named) == 2 else 'several'} ({', '.join(named)}).")
+
+
+@contextlib.contextmanager
+def renamed(name: str):
+    """Re-raise a factorisation's ValueErrors (which name ``A``) naming ``name`` instead."""
+    try:
+        yield
+    except ValueError as e:
+        msg = str(e)
+        if msg.startswith("A"):
+            raise ValueError(name + msg[1:]) from None
+        raise
