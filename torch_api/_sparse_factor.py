@@ -10,9 +10,14 @@ from __future__ import annotations
 import torch
 from torch.distributions import constraints
 
+from bridge.internal.gaussian import batch_shape as broadcast_batch
+from bridge.internal.gaussian import check_event_size
+
 from ._pattern import Pattern
 from ._triangular_solve import sparse_triangular_solve
 from ._validate import check_dense, check_match, check_sparse
+
+NO_SAMPLE = torch.Size()  # the default sample_shape of the Gaussians' rsample
 
 
 class SparseLowerTriangular(constraints.Constraint):
@@ -50,29 +55,6 @@ class SparseLowerTriangular(constraints.Constraint):
         kind = "Strictly" if self.strict else ""
         extra = ", positive diagonal" if self.positive_diagonal else ""
         return f"Sparse{kind}LowerTriangular({extra.lstrip(', ')})"
-
-
-class TransposedMM(torch.autograd.Function):
-    """``Y = A^T X`` with ``dA = X G^T`` at A's pattern and ``dX = A G``."""
-
-    @staticmethod
-    def forward(ctx, A, X):
-        pattern, values = Pattern.of(A)
-        Xf, vector = pattern.flat_rhs(X)
-        ctx.pattern, ctx.vector = pattern, vector
-        ctx.save_for_backward(values, Xf)
-        return pattern.unflat(pattern.csr_t(values) @ Xf, vector, A.shape[-1])
-
-    @staticmethod
-    def backward(ctx, G):
-        pattern: Pattern = ctx.pattern
-        values, Xf = ctx.saved_tensors
-        Gf, _ = pattern.flat_rhs(G.contiguous())
-        dA = pattern.wrap(pattern.sddmm(Xf, Gf)) if ctx.needs_input_grad[0] else None
-        dX = None
-        if ctx.needs_input_grad[1]:
-            dX = pattern.unflat(pattern.csr(values) @ Gf, ctx.vector, pattern.shape[-2])
-        return dA, dX
 
 
 def apply_to_vectors(op, A: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -120,14 +102,19 @@ class ValuesOf(torch.autograd.Function):
         return torch.sparse_csr_tensor(*ctx.index, g, ctx.shape)
 
 
-def sum_log_diagonal(A: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """``sum_i log A_ii`` per batch item, from the stored values (``-inf`` if one is missing)."""
+def stored_diagonal(A: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``diag(A)`` ``(*batch, n)`` from the stored values (differentiably; 0 where absent)."""
     pattern, _ = Pattern.of(A)
     rows = pattern.rows()
     on = rows == pattern.col
     diag = values.new_zeros(pattern.nb * A.shape[-1])
     diag = diag.index_put((rows[on].long(),), values.reshape(-1)[on])
-    return diag.log().reshape(*A.shape[:-2], -1).sum(-1)
+    return diag.reshape(*A.shape[:-2], -1)
+
+
+def sum_log_diagonal(A: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``sum_i log A_ii`` per batch item, from the stored values (``-inf`` if one is missing)."""
+    return stored_diagonal(A, values).log().sum(-1)
 
 
 def check_parameters(loc, factor_name, factor, diagonal):
@@ -135,11 +122,7 @@ def check_parameters(loc, factor_name, factor, diagonal):
     n = loc.shape[-1]
     factor = check_sparse(factor_name, factor, square=True)
     check_match("loc", loc, factor_name, factor)
-    if factor.shape[-1] != n:
-        raise ValueError(
-            f"{factor_name}: expected shape ({n}, {n}) or (b, {n}, {n}) to match loc's event "
-            f"size {n}, got shape {tuple(factor.shape)}."
-        )
+    check_event_size(factor_name, factor.shape, n)
     if factor.layout == torch.sparse_coo and not factor.is_coalesced():
         factor = factor.coalesce()
     if factor.layout == torch.sparse_csr and factor.requires_grad and not _columns_sorted(factor):
@@ -154,21 +137,11 @@ def check_parameters(loc, factor_name, factor, diagonal):
     if diagonal is not None:
         diagonal = check_dense("diagonal", diagonal, ndims=(1, 2))
         check_match("loc", loc, "diagonal", diagonal)
-        if diagonal.shape[-1] != n:
-            raise ValueError(
-                f"diagonal: expected shape ({n},) or (b, {n}) to match loc's event size {n}, "
-                f"got shape {tuple(diagonal.shape)}."
-            )
+        check_event_size("diagonal", diagonal.shape, n)
     shapes = [loc.shape[:-1], factor.shape[:-2]] + (
         [diagonal.shape[:-1]] if diagonal is not None else []
     )
-    try:
-        batch_shape = torch.broadcast_shapes(*shapes)
-    except RuntimeError:
-        raise ValueError(
-            f"loc, diagonal, {factor_name}: batch shapes {[tuple(s) for s in shapes]} do not "
-            f"broadcast."
-        ) from None
+    batch_shape = torch.Size(broadcast_batch(factor_name, shapes))
     if len(factor.shape) == 3 and batch_shape != factor.shape[:1]:
         raise ValueError(
             f"loc, diagonal: expected batch size {factor.shape[0]} (or none) to match "

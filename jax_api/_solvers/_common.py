@@ -13,10 +13,10 @@
 - :func:`report`: a :class:`~bridge.internal.convergence.ConvergenceWarning` (through
   ``jax.debug.callback``, so it also works under ``jit``) when a column did not converge.
 
-``cg``, ``bicgstab`` and ``gmres`` (JAX's own, through ``lax.custom_linear_solve``) are
-differentiable when called directly, implicitly, never through their iterations; ``minres`` and
-``lsmr`` are not yet: differentiate through :func:`jax_api.sparse_generic_solve` /
-:func:`jax_api.sparse_generic_lstsq`.
+Every solver is differentiable when called directly, to any order, implicitly and never through
+its iterations: ``cg``, ``bicgstab`` and ``gmres`` are JAX's own (``lax.custom_linear_solve``
+inside), ``minres`` is a symmetric ``custom_linear_solve`` and ``lsmr`` differentiates its
+normal equations (see its module).
 """
 
 from __future__ import annotations

@@ -13,12 +13,20 @@ Stopping tests per column (``istop`` as in the paper and SciPy): 1 ``||r|| <= bt
 same at machine precision: all converged. 3/6 ``cond(A) >= conlim`` and 7 the iteration cap are
 failures, reported by a ``ConvergenceWarning`` and ``info.converged``. ``info.residual`` is the
 quantity of the deciding test: ``||r|| / ||b||`` for 1/4, ``||A^T r|| / (||A|| ||r||)`` otherwise.
+
+Differentiable when called directly (in ``B`` and in whatever ``A``'s products close over: a
+sparse or dense matrix's values), to any order and in both modes, by implicit differentiation
+of the normal equations (below), never through the iterations; this assumes ``A`` has full
+column rank or ``damp > 0``, so that the solution is unique.
 """
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._common import SolveInfo, as_operator, by_column, check_rhs_for, check_x0, compiled, report
 
@@ -63,20 +71,12 @@ def _lsmr_one(matvec, rmatvec, b, x0, damp, atol, btol, conlim, maxiter, n):
         hbar=jnp.zeros_like(v),
         alpha=alpha,
         alphabar=alpha,
-        rho=one,
-        rhobar=one,
-        cbar=one,
-        sbar=zero,
+        **dict.fromkeys(("rho", "rhobar", "cbar", "rhodold"), one),
+        **dict.fromkeys(("sbar", "betad", "tautildeold", "thetatilde", "zeta", "d", "maxrbar"),
+                        zero),
         zetabar=alpha * beta,
         betadd=beta,
-        betad=zero,
-        rhodold=one,
-        tautildeold=zero,
-        thetatilde=zero,
-        zeta=zero,
-        d=zero,
         normA2=alpha * alpha,
-        maxrbar=zero,
         minrbar=zero + (1e100 if dtype == jnp.float64 else 1e30),
         normr=beta,
         normar=alpha * beta,
@@ -237,8 +237,81 @@ def lsmr(
     if not isinstance(maxiter, int) or maxiter < 1:
         raise ValueError(f"maxiter: expected a positive int or None, got {maxiter!r}.")
 
-    def one(b, x):
-        return _lsmr_one(op.matvec, op.rmatvec, b, x, damp, atol, btol, conlim, maxiter, n)
-
-    X, info = by_column(one, B, x0)
+    example = jnp.zeros((n,), B.dtype), jnp.zeros((m,), B.dtype)
+    (mv, mv_consts), (rmv, rmv_consts) = _convert(op.matvec, example[0]), _convert(
+        op.rmatvec, example[1])
+    options = (damp, atol, btol, conlim, maxiter, n)
+    X, info = _implicit(mv, rmv, options, B, x0, (mv_consts, rmv_consts))
     return X, report("lsmr", info)
+
+
+# ------------------------------------------------------------- implicit differentiation
+# X solves the normal equations N X = A^T B, N = A^T A + damp^2 I, so for a perturbation of
+# A's parameters (the arrays the products close over) and of B, with r = B - A X:
+#     N dX = dA^T r + A^T (dB - dA X)
+# N^{-1} is lax.custom_linear_solve of x -> A^T A x + damp^2 x, solved by LSMR twice (below),
+# so the tangent is differentiable again: every order, forward and reverse.
+
+
+def _convert(f, example):
+    """``f`` as ``g(x, *consts)`` and the arrays it closes over (every one, integer arrays
+    such as sparse indices included, so that none leaks from the caller's trace)."""
+    closed = jax.make_jaxpr(f)(example)
+    return (lambda x, *c: jax.core.eval_jaxpr(closed.jaxpr, c, x)[0]), tuple(closed.consts)
+
+
+def _block(f, Y):
+    """``f`` of one vector applied to a vector or to every column of a block."""
+    return f(Y) if Y.ndim == 1 else jax.vmap(f, 1, 1)(Y)
+
+
+def _lsmr_block(matvec, rmatvec, B, x0, options):
+    damp, atol, btol, conlim, maxiter, n = options
+
+    def one(b, x):
+        return _lsmr_one(matvec, rmatvec, b, x, damp, atol, btol, conlim, maxiter, n)
+
+    return by_column(one, B, x0)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
+def _implicit(mv, rmv, options, B, x0, consts):
+    return _lsmr_block(lambda x: mv(x, *consts[0]), lambda u: rmv(u, *consts[1]), B, x0, options)
+
+
+@_implicit.defjvp
+def _implicit_jvp(mv, rmv, options, primals, tangents):
+    B, x0, consts = primals
+    dB, _, dconsts = tangents
+    X, info = _implicit(mv, rmv, options, B, x0, consts)
+    A = lambda x: mv(x, *consts[0])
+    At = lambda u: rmv(u, *consts[1])
+    dA = lambda x: jax.jvp(lambda c: mv(x, *c), (consts[0],), (dconsts[0],))[1]
+    dAt = lambda u: jax.jvp(lambda c: rmv(u, *c), (consts[1],), (dconsts[1],))[1]
+    R = _block(dAt, B - _block(A, X)) + _block(At, dB - _block(dA, X))
+    dX = _normal_solve(A, At, options, R)
+    zero = lambda x: (jnp.zeros_like(x) if jnp.issubdtype(x.dtype, jnp.inexact)
+                      else np.zeros(x.shape, jax.dtypes.float0))
+    return (X, info), (dX, jax.tree_util.tree_map(zero, info))
+
+
+def _normal_solve(A, At, options, R):
+    """``N^{-1} R`` for ``N = A^T A + damp^2 I`` as ``Ã^+ (Ã^+)^T R`` with ``Ã = [A; damp I]``:
+    the minimum-norm solution ``z`` of ``Ã^T z = R`` (LSMR from zero), then ``Ã^+ z``."""
+    damp, atol, btol, conlim, maxiter, n = options
+    d = jnp.asarray(damp, R.dtype)
+    m = jax.eval_shape(A, jax.ShapeDtypeStruct((n,), R.dtype)).shape[0]
+    if damp == 0:
+        Ab, Abt, rows = A, At, m
+    else:  # the augmented operator [A; damp I] and its transpose
+        Ab = lambda x: jnp.concatenate([A(x), d * x])
+        Abt = lambda z: At(z[:m]) + d * z[m:]
+        rows = m + n
+    plain = (0.0, atol, btol, conlim, maxiter)
+
+    def solve(_, c):
+        z, _ = _lsmr_block(Abt, Ab, c, None, (*plain, rows))
+        return _lsmr_block(Ab, Abt, z, None, (*plain, n))[0]
+
+    N = lambda x: _block(lambda v: At(A(v)) + d * d * v, x)
+    return jax.lax.custom_linear_solve(N, R, solve, symmetric=True)

@@ -12,6 +12,11 @@ Stopping test per column: the recurrence's residual estimate ``phibar`` (the
 ``max(tol * ||b||_M, atol)``, or ``maxiter``. The returned :class:`~jax_api.SolveInfo` holds the
 iteration count and the *true* relative residual of the solution; ``converged`` requires the
 true residual to meet the bound (within 2x), so a stagnating float32 solve is reported.
+
+Differentiable when called directly, to any order and in both modes, by implicit
+differentiation (``lax.custom_linear_solve`` with ``symmetric=True``: the transposed solve is
+MINRES again), never through its iterations; inside ``shard_map`` it is differentiable
+through :func:`jax_api.sparse_generic_solve` only.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from .._sharding import varying_axes
 from ._common import (
     SolveInfo,
     as_operator,
@@ -113,7 +119,20 @@ def minres(A, B: jax.Array, *, x0=None, tol: float = 1e-5, atol: float = 0.0, ma
     precond = M if M is not None else (lambda r: r)
 
     def one(b, x):
-        return _minres_one(op.matvec, precond, b, x, tol, atol, maxiter)
+        solve = lambda matvec, rhs: _minres_one(matvec, precond, rhs, x, tol, atol, maxiter)
+        if _in_shard_map(op.matvec, b, x):
+            return solve(op.matvec, b)
+        # implicit differentiation (any order): MINRES is the solve of a symmetric system
+        return jax.lax.custom_linear_solve(op.matvec, b, solve, symmetric=True, has_aux=True)
 
     X, info = by_column(one, B, x0)
     return X, report("minres", info)
+
+
+def _in_shard_map(matvec, b, x0) -> bool:
+    """Whether ``b``, ``x0`` or the arrays ``matvec`` closes over vary over ``shard_map`` axes:
+    there ``custom_linear_solve`` requires all its operands (every constant of the solver
+    included) to vary alike, so MINRES runs as written (use ``sparse_generic_solve`` to
+    differentiate inside ``shard_map``)."""
+    consts = jax.make_jaxpr(matvec)(b).consts
+    return any(varying_axes(a) for a in (b, *(() if x0 is None else (x0,)), *consts))

@@ -1,4 +1,4 @@
-"""jax_api.segment_mm / gather_mm: dense references, both code paths, jit/vmap/grad."""
+"""jax_api.segment_mm / gather_mm: dense references, both kernels, jit/vmap/grad, every order."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ import jax.numpy as jnp  # noqa: E402
 from jax.test_util import check_grads  # noqa: E402
 
 from jax_api import gather_mm, segment_mm  # noqa: E402
-from jax_api._indexed_mm import (  # noqa: E402
-    _segment_mm_chunked,
-    _segment_mm_ragged,
+from jax_api._grouped import (  # noqa: E402
+    _batched,
+    _seg_mm_cpu,
+    _seg_mm_ragged,
+    _seg_outer_cpu,
+    _seg_outer_ragged,
     chunk_size,
 )
 from tests import references  # noqa: E402
@@ -38,7 +41,7 @@ def _operands(seglen, d1=3, d2=4, dtype=np.float32, seed=0):
 @pytest.mark.parametrize("case", SEGLENS)
 @pytest.mark.parametrize(
     "impl",
-    [segment_mm, _segment_mm_chunked, _segment_mm_ragged],
+    [segment_mm, _seg_mm_cpu, _seg_mm_ragged],
     ids=["public", "cpu_chunked", "ragged_dot"],
 )
 def test_segment_mm_matches_dense(case, impl):
@@ -133,20 +136,69 @@ def _dense_grads(op, a, b, third):
 
 
 @pytest.mark.parametrize("axes", [(None, 0, None), (0, None, 0), (None, None, 0)], ids=str)
-def test_ragged_branch_batches_with_shared_operands(axes):
-    """The GPU/TPU branch itself (``ragged_dot``) under ``jit(vmap)`` on this platform."""
+def test_both_kernels_batch_with_shared_operands(axes):
+    """``vmap`` with shared operands: the public op under ``jit`` (the primitive's batching
+    rule puts every operand on a leading axis) and the GPU/TPU kernel (``ragged_dot``) run
+    batched that way on this platform."""
     items = _mapped_operands("segment_mm")
     args = [jnp.asarray(_place(x, ax)) for x, ax in zip(items, axes, strict=True)]
-    out = jax.jit(jax.vmap(_segment_mm_ragged, in_axes=axes))(*args)
+    public = jax.jit(jax.vmap(segment_mm, in_axes=axes))(*args)
+    leading = [jnp.broadcast_to(x, (3, *x.shape)) if ax is None else jnp.moveaxis(x, ax, 0)
+               for x, ax in zip(args, axes, strict=True)]
+    ragged = jax.jit(_batched(_seg_mm_ragged, 1))(*leading)
     for i in range(3):
         want = references.segment_mm(*(x[0] if ax is None else x[i]
                                        for x, ax in zip(items, axes, strict=True)))
-        np.testing.assert_allclose(out[i], want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(public[i], want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(ragged[i], want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", SEGLENS)
+@pytest.mark.parametrize("impl", [_seg_outer_cpu, _seg_outer_ragged], ids=["cpu", "ragged_dot"])
+def test_segment_outer_kernels_match_dense(case, impl):
+    """The transpose's kernel ``out[r] = x[rows of r]^T y[rows of r]`` on both platforms."""
+    x, _, seglen = _operands(SEGLENS[case])
+    y = jnp.asarray(np.random.default_rng(1).standard_normal((x.shape[0], 5)), x.dtype)
+    group = np.repeat(np.arange(len(seglen)), np.asarray(seglen))
+    want = np.zeros((len(seglen), x.shape[1], 5), np.float32)
+    np.add.at(want, group, np.einsum("nd,ne->nde", np.asarray(x), np.asarray(y)))
+    np.testing.assert_allclose(jax.jit(impl)(x, y, seglen), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("op", ["segment_mm", "gather_mm"])
+def test_every_order_and_mode_against_dense(x64, op):
+    """Second-order checks in both modes (under jit too), the Hessian, jacfwd and
+    linear_transpose against the dense per-row product."""
+    rng = np.random.default_rng(7)
+    a = jnp.asarray(rng.standard_normal((7, 3)))
+    b = jnp.asarray(rng.standard_normal((3, 3, 2)))
+    if op == "segment_mm":
+        arg = jnp.asarray([2, 0, 5])
+        group = np.repeat(np.arange(3), [2, 0, 5])
+        f = lambda a, b: segment_mm(a, b, arg)
+    else:
+        arg = jnp.asarray([2, 0, 1, 1, 2, 0, 2])
+        group = np.asarray(arg)
+        f = lambda a, b: gather_mm(a, b, arg)
+    dense = lambda a, b: jnp.einsum("nd,nde->ne", a, b[group])
+    np.testing.assert_allclose(f(a, b), dense(a, b), atol=1e-12)
+    check_grads(f, (a, b), order=2, modes=("fwd", "rev"))
+    check_grads(jax.jit(f), (a, b), order=2, modes=("fwd", "rev"))
+    loss = lambda g: (lambda a, b: jnp.sum(jnp.sin(g(a, b))))
+    for i in (0, 1):
+        np.testing.assert_allclose(jax.jit(jax.hessian(loss(f), i))(a, b),
+                                   jax.hessian(loss(dense), i)(a, b), atol=1e-10)
+    np.testing.assert_allclose(jax.jacfwd(f, 1)(a, b), jax.jacfwd(dense, 1)(a, b), atol=1e-12)
+    G = jnp.asarray(rng.standard_normal((7, 2)))
+    np.testing.assert_allclose(jax.linear_transpose(lambda x: f(x, b), a)(G)[0],
+                               jax.linear_transpose(lambda x: dense(x, b), a)(G)[0], atol=1e-12)
+    np.testing.assert_allclose(jax.linear_transpose(lambda x: f(a, x), b)(G)[0],
+                               jax.linear_transpose(lambda x: dense(a, x), b)(G)[0], atol=1e-12)
 
 
 @pytest.mark.parametrize(
     "impl",
-    [segment_mm, _segment_mm_chunked, _segment_mm_ragged],
+    [segment_mm, _seg_mm_cpu, _seg_mm_ragged],
     ids=["public", "cpu_chunked", "ragged_dot"],
 )
 def test_segment_mm_check_grads(x64, impl):

@@ -136,10 +136,10 @@ def test_linear_solve_every_order(kind, transposed):
     assert H.shape == (p.nnz, p.nnz)
 
 
-@pytest.mark.parametrize("name", ["cg", "bicgstab", "gmres"])
+@pytest.mark.parametrize("name", ["cg", "bicgstab", "gmres", "minres"])
 def test_solvers_called_directly_are_differentiable(name):
-    """jax_api.cg/bicgstab/gmres on a BCSR: the gradient and the JVP in A's values match dense
-    autograd (implicit differentiation through custom_linear_solve, with mm's JVP rule)."""
+    """jax_api.cg/bicgstab/gmres/minres on a BCSR: the gradient and the JVP in A's values match
+    dense autograd (implicit differentiation through custom_linear_solve, with mm's JVP rule)."""
     from jax.experimental.sparse import BCSR
 
     import jax_api
@@ -164,3 +164,121 @@ def test_solvers_called_directly_are_differentiable(name):
     u = _rand(A.data.shape[0], seed=5)
     np.testing.assert_allclose(jax.jvp(sparse, (A.data,), (u,))[1],
                                jax.jvp(dense, (A.data,), (u,))[1], rtol=1e-8, atol=1e-10)
+
+
+def _symmetric_problem(seed=3):
+    """A symmetric indefinite 6 x 6 BCSR parameterised by its upper triangle ``u`` (so every
+    perturbation keeps it symmetric), the map ``sym`` from stored entries to ``u`` and ``b``."""
+    from jax.experimental.sparse import BCSR
+
+    rng = np.random.default_rng(seed)
+    D = rng.standard_normal((6, 6)) * (rng.random((6, 6)) < 0.4)
+    D = D + D.T + np.diag([3.0, -4.0, 5.0, -6.0, 7.0, 8.0])
+    A = BCSR.fromdense(jnp.asarray(D))
+    rows, cols = np.nonzero(D)
+    pairs = [(min(i, j), max(i, j)) for i, j in zip(rows, cols, strict=True)]
+    keys = sorted(set(pairs))
+    sym = np.array([keys.index(k) for k in pairs])
+    u = jnp.asarray(D[tuple(np.array(keys).T)])
+    return A, rows, cols, sym, u, _rand(6, seed=4)
+
+
+def test_minres_called_directly_every_order():
+    """jax_api.minres: second-order checks in both modes and the Hessian in the matrix's
+    parameters against dense autodiff (implicit differentiation; the symmetric
+    parameterisation keeps every perturbed matrix symmetric, as MINRES requires)."""
+    from jax.experimental.sparse import BCSR
+
+    import jax_api
+
+    A, rows, cols, sym, u, b = _symmetric_problem()
+
+    def sparse(u, b):
+        M = BCSR((u[sym], A.indices, A.indptr), shape=A.shape)
+        return jax_api.minres(M, b, tol=1e-14, maxiter=200)[0]
+
+    def dense(u, b):
+        return jnp.linalg.solve(jnp.zeros((6, 6)).at[rows, cols].set(u[sym]), b)
+
+    np.testing.assert_allclose(sparse(u, b), dense(u, b), atol=1e-12)
+    check_grads(sparse, (u, b), order=2, modes=("fwd", "rev"))
+    loss = lambda f: (lambda u: jnp.sum(f(u, b) ** 2))
+    np.testing.assert_allclose(jax.jit(jax.hessian(loss(sparse)))(u), jax.hessian(loss(dense))(u),
+                               atol=1e-9)
+
+
+@pytest.mark.parametrize("damp", [0.0, 0.7])
+def test_lsmr_called_directly_every_order(damp):
+    """jax_api.lsmr (tall BCOO, two right-hand sides, with and without damping): second-order
+    checks in A's values and B, the Hessian and jacfwd against dense least squares; the dense
+    and callable forms of A are differentiable in their matrix too."""
+    from jax.experimental.sparse import BCOO
+
+    import jax_api
+
+    rng = np.random.default_rng(0)
+    T = rng.standard_normal((9, 5)) * (rng.random((9, 5)) < 0.6)
+    T[:5] += np.eye(5)  # full column rank
+    A = BCOO.fromdense(jnp.asarray(T))
+    B = _rand(9, 2, seed=6)
+    opts = dict(atol=1e-14, btol=1e-14, maxiter=100, damp=damp)
+
+    def sparse(d, B):
+        return jax_api.lsmr(BCOO((d, A.indices), shape=A.shape), B, **opts)[0]
+
+    def dense(d, B):
+        M = jnp.zeros((9, 5)).at[A.indices[:, 0], A.indices[:, 1]].add(d)
+        stacked = jnp.vstack([M, damp * jnp.eye(5)])
+        return jnp.linalg.lstsq(stacked, jnp.vstack([B, jnp.zeros((5, 2))]))[0]
+
+    np.testing.assert_allclose(sparse(A.data, B), dense(A.data, B), atol=1e-12)
+    check_grads(sparse, (A.data, B), order=2, modes=("fwd", "rev"))
+    if damp == 0:
+        return  # the rest once (each compiles its own programs)
+    loss = lambda f: (lambda d: jnp.sum(f(d, B) ** 2))
+    H = jax.jit(jax.hessian(loss(sparse)))(A.data)
+    assert H.shape == (A.nse, A.nse)
+    np.testing.assert_allclose(H, jax.hessian(loss(dense))(A.data), atol=1e-9)
+    np.testing.assert_allclose(jax.jacfwd(lambda d: sparse(d, B))(A.data),
+                               jax.jacfwd(lambda d: dense(d, B))(A.data), atol=1e-10)
+    M = jnp.asarray(T)
+    forms = [lambda M: jax_api.lsmr(M, B, **opts)[0],
+             lambda M: jax_api.lsmr(lambda x: M @ x, B, rmatvec=lambda r: M.T @ r, n=5,
+                                    **opts)[0]]
+    want = jax.grad(lambda M: jnp.sum(jnp.linalg.lstsq(
+        jnp.vstack([M, damp * jnp.eye(5)]), jnp.vstack([B, jnp.zeros((5, 2))]))[0] ** 3))(M)
+    for f in forms:
+        got = jax.grad(lambda M, f=f: jnp.sum(f(M) ** 3))(M)
+        np.testing.assert_allclose(got, want, atol=1e-10)
+
+
+def test_newton_with_hvp_by_cg_converges():
+    """Nonlinear least squares ``0.5 ||L(v)^{-1} B - T||^2`` over a sparse triangular L's
+    values: Newton with Hessian-vector products (``jvp`` of ``grad``) solved by ``jax_api.cg``
+    on the Hessian as a callable converges quadratically to the true values."""
+    from jax.experimental.sparse import BCSR
+
+    import jax_api
+
+    rng = np.random.default_rng(13)
+    D = 0.3 * np.tril(rng.standard_normal((6, 6)) * (rng.random((6, 6)) < 0.4), -1)
+    D = D + np.diag(1.0 + np.arange(6) / 6)
+    S = BCSR.fromdense(jnp.asarray(D))
+    B = _rand(6, 6, seed=2)  # X = L^{-1} B of full rank: L is identified, J^T J is definite
+    solve = lambda w: jax_api.sparse_triangular_solve(
+        BCSR((w, S.indices, S.indptr), shape=S.shape), B, upper=False)
+    v_true = S.data
+    T = solve(v_true)
+    loss = lambda w: 0.5 * jnp.sum((solve(w) - T) ** 2)
+    grad = jax.jit(jax.grad(loss))
+    hvp = jax.jit(lambda w, u: jax.jvp(grad, (w,), (u,))[1])
+    v = v_true * (1 + 0.02 * jnp.asarray(rng.standard_normal(v_true.shape)))
+    steps = 0
+    for _ in range(8):
+        g = grad(v)
+        if jnp.linalg.norm(g) < 1e-12:
+            break
+        step, _ = jax_api.cg(lambda u, v=v: hvp(v, u), -g, tol=1e-14, maxiter=100)
+        v, steps = v + step, steps + 1
+    assert steps <= 6 and loss(v) < 1e-20
+    np.testing.assert_allclose(v, v_true, rtol=1e-8, atol=1e-10)
