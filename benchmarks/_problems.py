@@ -83,6 +83,18 @@ class Config:
             self._cache[key] = as_layout(A, layout, self.index_dtype).to(self.device)
         return self._cache[key]
 
+    def problems(self, kind: str, **extra):
+        """``(layout, A, B, info)`` for each layout: ``kind``'s matrix, a dense right-hand side
+        with A's rows, and the case's description (``extra`` entries after the layout)."""
+        for layout in self.layouts:
+            A = self.matrix_for(kind, layout)
+            B = self.dense(A.shape[0])
+            m, n = A.shape
+            size = dict(n=n) if m == n else dict(m=m, n=n)
+            info = dict(**size, nnz=A._nnz(), rhs=self.rhs, layout=layout, **extra,
+                        index_dtype=self.index_name(layout), dtype=self.dtype_name)
+            yield layout, A, B, info
+
     def name_of(self, kind: str, size: int | None = None) -> str:
         if self.matrix is not None:
             return f"{Path(self.matrix).name} ({kind})"

@@ -79,13 +79,7 @@ def impls(cfg, A: torch.Tensor, B: torch.Tensor) -> list[Impl]:
 
 def cases(cfg) -> list[Case]:
     out = []
-    for layout in cfg.layouts:
-        A = cfg.matrix_for("tall", layout)
-        B = cfg.dense(A.shape[0])
-        info = dict(
-            m=A.shape[0], n=A.shape[1], nnz=A._nnz(), rhs=cfg.rhs, layout=layout,
-            index_dtype=cfg.index_name(layout), dtype=cfg.dtype_name,
-        )
+    for layout, A, B, info in cfg.problems("tall"):
         out.append(Case("sparse_generic_lstsq", f"{cfg.name_of('tall')} {layout} lsmr",
                         impls(cfg, A, B), [], info))
     return out

@@ -161,13 +161,7 @@ def _coordinates(A: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 def cases(cfg) -> list[Case]:
     out = []
-    for layout in cfg.layouts:
-        A = cfg.matrix_for("spd", layout)
-        B = cfg.dense(A.shape[0])
-        info = dict(
-            n=A.shape[0], nnz=A._nnz(), rhs=cfg.rhs, layout=layout, tol=TOL,
-            index_dtype=cfg.index_name(layout), dtype=cfg.dtype_name,
-        )
+    for layout, A, B, info in cfg.problems("spd", tol=TOL):
         jax_name = "jax.scipy cg " + ("BCOO" if layout == "coo" else "BCSR")
         limit = math.sqrt(TOL)
         goals = [

@@ -91,13 +91,7 @@ def impls(cfg, A: torch.Tensor, B: torch.Tensor, layout: str) -> list[Impl]:
 
 def cases(cfg) -> list[Case]:
     out = []
-    for layout in cfg.layouts:
-        A = cfg.matrix_for("lower", layout)
-        B = cfg.dense(A.shape[0])
-        info = dict(
-            n=A.shape[0], nnz=A._nnz(), rhs=cfg.rhs, layout=layout,
-            index_dtype=cfg.index_name(layout), dtype=cfg.dtype_name,
-        )
+    for layout, A, B, info in cfg.problems("lower"):
         goals = [
             Goal("torch_api >= 2x faster than tsgu 0.2.7 (fwd+bwd)",
                  time_ratio("torch_api", "tsgu 0.2.7"), 0.5, "issue 3"),

@@ -71,12 +71,8 @@ def sparse_lu_solve(A, B: jax.Array) -> jax.Array:
     """Solve ``A X = B`` for a sparse nonsingular square ``A`` (LU with partial pivoting);
     gradient on A's pattern.
 
-    Args:
-        A: BCOO or BCSR ``(n, n)`` or batched ``(b, n, n)``, float32/float64, nonsingular.
-        B: dense ``(n,)``/``(n, k)`` (``(b, n)``/``(b, n, k)`` for a batched ``A``).
-
-    Returns:
-        ``X`` shaped like ``B``; the gradient for ``A.data`` has A.data's shape.
+    Args and returns: as :func:`sparse_cholesky_solve`, for a nonsingular ``A (n, n)`` or
+    ``(b, n, n)``.
 
     Example:
         >>> A = BCSR.fromdense(jnp.array([[0.0, 2.0], [1.0, 3.0]]))

@@ -19,133 +19,35 @@ jax_api's ``sparse_mm`` / ``sparse_triangular_solve`` (custom VJPs), so ``jax.gr
 
 from __future__ import annotations
 
-import math
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental.sparse import BCOO, BCSR
 
-from bridge.internal.messages import exactly_one_parameterisation
+from bridge.internal.gaussian import (
+    LOG_2PI,
+    PRECISION_VARIANCE,
+    batch_shape,
+    check_event_size,
+    parameterisation,
+)
 
 from . import _matrix_gaussian as _mg
-from ._checks import check_sparse_indices, checked_indices, runtime_check
-from ._pattern import Pattern
-from ._sparse_mm import flat_mm, sparse_mm
-from ._triangular_solve import sparse_triangular_solve
+from ._checks import check_sparse_indices, checked_indices
+from ._sparse_factor import (
+    apply_to_vectors,
+    check_factor_values,
+    checked_factor,
+    lower_solve,
+    sum_log_diagonal,
+    transposed_mm,
+    with_data,
+)
+from ._sparse_mm import sparse_mm
 from ._validate import check_dense, check_match, check_sparse, is_concrete
 
 __all__ = ["SparseMultivariateNormal"]
-
-_LOG_2PI = math.log(2 * math.pi)
-
-
-def _with_data(A, data):
-    """``A``'s pattern with new stored values (same type, indices and flags)."""
-    if isinstance(A, BCSR):
-        return BCSR(
-            (data, A.indices, A.indptr),
-            shape=A.shape,
-            indices_sorted=A.indices_sorted,
-            unique_indices=A.unique_indices,
-        )
-    return BCOO(
-        (data, A.indices),
-        shape=A.shape,
-        indices_sorted=A.indices_sorted,
-        unique_indices=A.unique_indices,
-    )
-
-
-def _transposed_mm(A, X):
-    """``A^T @ X`` with gradients on A's pattern (the product on the transposed pattern)."""
-    pattern, values = Pattern.of(A)
-    pattern_t, perm = pattern.transposed()
-    Xf, vector = pattern.flat_rhs(X)
-    return pattern.unflat(flat_mm(pattern_t, values[perm], Xf), vector, A.shape[-1])
-
-
-def _apply(op, A, v):
-    """``op(A, V)`` on every vector of ``v (..., [b], n)``, gathered as the columns of ``V``."""
-    n = v.shape[-1]
-    if A.ndim == 2:
-        lead = v.shape[:-1]
-        return op(A, v.reshape(-1, n).T).T.reshape(*lead, n)
-    b = A.shape[0]
-    lead = v.shape[:-2]
-    out = op(A, jnp.transpose(v.reshape(-1, b, n), (1, 2, 0)))
-    return jnp.transpose(out, (2, 0, 1)).reshape(*lead, b, n)
-
-
-def _lower_solve(unit: bool, transpose: bool, check: bool):
-    return lambda A, B: sparse_triangular_solve(
-        A, B, upper=False, unitriangular=unit, transpose=transpose, check=check
-    )
-
-
-def _diag_entries(A):
-    """``(rows, cols, values, on_diagonal)`` of the factor's real stored entries (flat)."""
-    pattern, values = Pattern.of(A)
-    on = pattern.valid & (pattern.rows == pattern.col)
-    return pattern, values, on
-
-
-def _sum_log_diagonal(A):
-    """``sum_i log A_ii`` per batch item from the stored values (``-inf`` if one is missing)."""
-    pattern, values, on = _diag_entries(A)
-    N = pattern.csr_shape[0]
-    diag = jnp.zeros(N, values.dtype).at[jnp.where(on, pattern.rows, N)].add(values, mode="drop")
-    return jnp.log(diag).reshape(*A.shape[:-2], -1).sum(-1)
-
-
-_ABOVE = "{name}: expected a lower-triangular factor, got entries above the diagonal."
-_STORED_DIAG = (
-    "{name}: expected a strictly lower factor with diagonal= (LDL^T: the unit diagonal is "
-    "implicit), got stored diagonal entries."
-)
-_BAD_DIAG = (
-    "{name}: expected every diagonal entry stored and positive (LL^T), got a missing or "
-    "non-positive one."
-)
-_BAD_D = "diagonal: expected positive values, got a non-positive one."
-
-
-def _factor_failures(name, A, ldlt: bool, diagonal, xp):
-    """``(bad, message)`` of each constraint on the factor, in NumPy (``xp=np``) or JAX."""
-    pattern, values, on = _diag_entries(A)
-    conv = np.asarray if xp is np else (lambda x: x)
-    rows, cols, valid, on, values = map(conv, (pattern.rows, pattern.col, pattern.valid, on,
-                                               values))
-    out = [(xp.any(valid & (rows < cols)), _ABOVE.format(name=name))]
-    if ldlt:
-        out.append((xp.any(on), _STORED_DIAG.format(name=name)))
-    else:
-        N = pattern.csr_shape[0]
-        if xp is np:
-            n_diag = np.bincount(rows[on], minlength=N)
-        else:
-            n_diag = jnp.zeros(N, jnp.int32).at[jnp.where(on, rows, N)].add(1, mode="drop")
-        bad = xp.any(n_diag == 0) | xp.any(on & (values <= 0))
-        out.append((bad, _BAD_DIAG.format(name=name)))
-    if diagonal is not None:
-        out.append((xp.any(~(conv(diagonal) > 0)), _BAD_D))
-    return out
-
-
-def _check_factor_values(name, A, ldlt: bool, diagonal):
-    """Eager constraint checks (triangularity, positive diagonals), on concrete values."""
-    for bad, msg in _factor_failures(name, A, ldlt, diagonal, np):
-        if bool(bad):
-            raise ValueError(msg)
-
-
-def _checked_factor(name, A, ldlt: bool, diagonal):
-    """``A`` whose values raise at run time (under ``jit``) when a constraint fails."""
-    data = A.data
-    for bad, msg in _factor_failures(name, A, ldlt, diagonal, jnp):
-        data = runtime_check(data, bad, msg)
-    return _with_data(A, data)
 
 
 class SparseMultivariateNormal(eqx.Module):
@@ -185,58 +87,30 @@ class SparseMultivariateNormal(eqx.Module):
         self, loc, diagonal=None, scale_tril=None, precision_tril=None, validate_args=None,
         precision_matrix=None, covariance_matrix=None,
     ):
-        given = {
-            "scale_tril": scale_tril, "precision_tril": precision_tril,
-            "precision_matrix": precision_matrix, "covariance_matrix": covariance_matrix,
-        }
-        named = [k for k, v in given.items() if v is not None]
-        if len(named) != 1:
-            raise ValueError(
-                exactly_one_parameterisation(named)
-            )
-        name = named[0]
-        factor = given[name]
+        forms = (scale_tril, precision_tril, precision_matrix, covariance_matrix)
+        name, given = parameterisation(forms, diagonal, "an array")
         matrix = name in _mg.MATRIX_NAMES
-        if matrix and diagonal is not None:
-            raise ValueError(
-                f"diagonal: expected None with {name} (diagonal is the D of an LDL^T factor, "
-                "given with scale_tril or precision_tril only), got an array."
-            )
         loc = check_dense("loc", loc, ndims=(1, 2))
         n = loc.shape[-1]
-        factor = check_sparse(name, factor, square=True)
+        factor = check_sparse(name, given, square=True)
         check_match("loc", loc, name, factor)
-        if factor.shape[-1] != n:
-            raise ValueError(
-                f"{name}: expected shape ({n}, {n}) or (b, {n}, {n}) to match loc's event size "
-                f"{n}, got shape {tuple(factor.shape)}."
-            )
+        check_event_size(name, factor.shape, n)
         shapes = [loc.shape[:-1], factor.shape[:-2]]
         if diagonal is not None:
             diagonal = check_dense("diagonal", diagonal, ndims=(1, 2))
             check_match("loc", loc, "diagonal", diagonal)
-            if diagonal.shape[-1] != n:
-                raise ValueError(
-                    f"diagonal: expected shape ({n},) or (b, {n}) to match loc's event size "
-                    f"{n}, got shape {tuple(diagonal.shape)}."
-                )
+            check_event_size("diagonal", diagonal.shape, n)
             shapes.append(diagonal.shape[:-1])
-        try:
-            batch_shape = tuple(np.broadcast_shapes(*shapes))
-        except ValueError:
-            raise ValueError(
-                f"loc, diagonal, {name}: batch shapes {[tuple(s) for s in shapes]} do not "
-                f"broadcast."
-            ) from None
+        batch = batch_shape(name, shapes)
         if matrix:
             if validate_args:  # symmetric positive definite: the factorisation's own check
                 _mg.factor_check(name, factor)
         elif validate_args and is_concrete(factor, diagonal):
             check_sparse_indices(name, factor)
-            _check_factor_values(name, factor, diagonal is not None, diagonal)
+            check_factor_values(name, factor, diagonal is not None, diagonal)
         elif validate_args:  # traced: checked by the program at run time, same messages
             factor = checked_indices(name, factor)
-            factor = _checked_factor(name, factor, diagonal is not None, diagonal)
+            factor = checked_factor(name, factor, diagonal is not None, diagonal)
         # a validated factor needs no check in every solve (unvalidated ones get the solve's)
         self._solve_checks = not validate_args
         self.loc, self.diagonal = loc, diagonal
@@ -244,7 +118,7 @@ class SparseMultivariateNormal(eqx.Module):
         self.precision_tril = factor if name == "precision_tril" else None
         self.precision_matrix = factor if name == "precision_matrix" else None
         self.covariance_matrix = factor if name == "covariance_matrix" else None
-        self.batch_shape, self.event_shape = batch_shape, (n,)
+        self.batch_shape, self.event_shape = batch, (n,)
 
     # ------------------------------------------------------------------------- parameters
     @property
@@ -289,14 +163,15 @@ class SparseMultivariateNormal(eqx.Module):
         L, D = self._factor, self.diagonal
         if self._is_scale:
             if D is None:
-                x = _apply(sparse_mm, L, eps)
+                x = apply_to_vectors(sparse_mm, L, eps)
             else:
                 eta = jnp.sqrt(D) * eps
-                x = eta + _apply(sparse_mm, L, eta)
+                x = eta + apply_to_vectors(sparse_mm, L, eta)
         elif D is None:
-            x = _apply(_lower_solve(False, True, self._solve_checks), L, eps)
+            x = apply_to_vectors(lower_solve(False, True, self._solve_checks), L, eps)
         else:
-            x = _apply(_lower_solve(True, True, self._solve_checks), L, eps * jax.lax.rsqrt(D))
+            solve = lower_solve(True, True, self._solve_checks)
+            x = apply_to_vectors(solve, L, eps * jax.lax.rsqrt(D))
         return self.loc + x
 
     rsample = sample
@@ -309,7 +184,7 @@ class SparseMultivariateNormal(eqx.Module):
             return sign * 0.5 * _mg.logdet(self._matrix_name, self._factor)
         if self.diagonal is not None:
             return sign * 0.5 * jnp.sum(jnp.log(self.diagonal), -1)
-        return sign * _sum_log_diagonal(self._factor)
+        return sign * sum_log_diagonal(self._factor)
 
     def log_prob(self, value: jax.Array) -> jax.Array:
         """Log density of ``value (..., *batch_shape, n)``; shape ``(..., *batch_shape)``."""
@@ -318,23 +193,23 @@ class SparseMultivariateNormal(eqx.Module):
         d = jnp.broadcast_to(d, np.broadcast_shapes(d.shape, self.batch_shape + self.event_shape))
         n = self.event_shape[0]
         if self._matrix_name is not None:
-            maha = _mg.quadratic(self._matrix_name, self._factor, d, _apply)
-            return -0.5 * (n * _LOG_2PI + maha) - self._half_logdet()
+            maha = _mg.quadratic(self._matrix_name, self._factor, d, apply_to_vectors)
+            return -0.5 * (n * LOG_2PI + maha) - self._half_logdet()
         L, D = self._factor, self.diagonal
         if self._is_scale:
-            z = _apply(_lower_solve(D is not None, False, self._solve_checks), L, d)
+            z = apply_to_vectors(lower_solve(D is not None, False, self._solve_checks), L, d)
             if D is not None:
                 z = z * jax.lax.rsqrt(D)
         else:
-            z = _apply(_transposed_mm, L, d)
+            z = apply_to_vectors(transposed_mm, L, d)
             if D is not None:
                 z = (d + z) * jnp.sqrt(D)
         n = self.event_shape[0]
-        return -0.5 * (n * _LOG_2PI + jnp.sum(z * z, -1)) - self._half_logdet()
+        return -0.5 * (n * LOG_2PI + jnp.sum(z * z, -1)) - self._half_logdet()
 
     def entropy(self) -> jax.Array:
         n = self.event_shape[0]
-        h = 0.5 * n * (1.0 + _LOG_2PI) + self._half_logdet()
+        h = 0.5 * n * (1.0 + LOG_2PI) + self._half_logdet()
         return jnp.broadcast_to(h, self.batch_shape)
 
     @property
@@ -350,16 +225,11 @@ class SparseMultivariateNormal(eqx.Module):
         if self.precision_matrix is not None:
             return jnp.broadcast_to(_mg.precision_variance(self.precision_matrix), full)
         if not self._is_scale:
-            raise NotImplementedError(
-                "variance: with a precision factor the marginal variances are diag(P^{-1}), "
-                "which needs a selected inversion of the factor (Takahashi recursion, with "
-                "fill-in), not an O(nnz) operation; it is not implemented. Use a covariance "
-                "factor (scale_tril), or estimate the variances from samples."
-            )
+            raise NotImplementedError(PRECISION_VARIANCE)
         L, D = self._factor, self.diagonal
-        squares = _with_data(L, L.data * L.data)
+        squares = with_data(L, L.data * L.data)
         full = self.batch_shape + self.event_shape
         if D is None:
-            return _apply(sparse_mm, squares, jnp.ones(full, self.loc.dtype))
+            return apply_to_vectors(sparse_mm, squares, jnp.ones(full, self.loc.dtype))
         w = jnp.broadcast_to(D, full)
-        return w + _apply(sparse_mm, squares, w)
+        return w + apply_to_vectors(sparse_mm, squares, w)

@@ -19,9 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental.sparse import BCOO, BCSR
 
-from bridge.internal.pairwise import pairwise_indices, pairwise_offsets
+from bridge.internal.pairwise import check_volume_shape, pairwise_indices, pairwise_offsets
 
-from ._validate import check_dense, value_error
+from ._validate import check_dense, check_dtype_arg, value_error
 
 __all__ = ["PairwiseEncoder"]
 
@@ -29,18 +29,10 @@ _LAYOUTS = {"coo": BCOO, "csr": BCSR, BCOO: BCOO, BCSR: BCSR}
 
 
 def _index_dtype(name: str, dtype):
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt is None or dt.name not in ("int32", "int64"):
-        raise ValueError(f"{name}: expected int32 or int64, got {dtype!r}.")
-    if jax.dtypes.canonicalize_dtype(dt) != dt:
-        raise ValueError(
-            f"{name}: expected a dtype JAX can hold now, got int64 with x64 disabled; use int32 "
-            f"or create the encoder inside `with jax.enable_x64(True):`."
-        )
-    return dt
+    return check_dtype_arg(
+        name, dtype, ("int32", "int64"),
+        "use int32 or create the encoder inside `with jax.enable_x64(True):`.",
+    )
 
 
 class PairwiseEncoder(eqx.Module):
@@ -91,16 +83,7 @@ class PairwiseEncoder(eqx.Module):
         layout="coo",
         indices_dtype=jnp.int32,
     ):
-        shape = tuple(volume_shape) if isinstance(volume_shape, (tuple, list)) else None
-        if (
-            shape is None
-            or len(shape) < 2
-            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)
-        ):
-            raise ValueError(
-                "volume_shape: expected a tuple (C, *spatial) of at least 2 positive integers, "
-                f"got {volume_shape!r}."
-            )
+        shape = check_volume_shape(volume_shape)
         try:
             cls = _LAYOUTS[layout]
         except (KeyError, TypeError):

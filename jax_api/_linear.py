@@ -79,6 +79,19 @@ def _per_item(bind, args, dims):
     return jax.lax.map(item, xs), 0
 
 
+def _primitive(name: str, impl, abstract, jvp, transpose, batch) -> Primitive:
+    """A primitive evaluated by ``impl`` (lowered by tracing it), with its abstract evaluation,
+    JVP, transpose and batching rules."""
+    p = Primitive(name)
+    p.def_impl(impl)
+    p.def_abstract_eval(abstract)
+    mlir.register_lowering(p, mlir.lower_fun(impl, multiple_results=False))
+    ad.primitive_jvps[p] = jvp
+    ad.primitive_transposes[p] = transpose
+    batching.primitive_batchers[p] = batch
+    return p
+
+
 # ------------------------------------------------------------------------------------ mm
 def _mm_impl(rows, cols, crow, values, B, *, shape, layout, transpose):
     p = _pattern(rows, cols, crow, shape, layout)
@@ -127,13 +140,9 @@ def _mm_batch(args, dims, *, shape, layout, transpose):
     return _per_item(partial(_mm_p.bind, **params), args, dims)
 
 
-_mm_p = Primitive("sparsegradutils_pattern_mm")
-_mm_p.def_impl(_mm_impl)
-_mm_p.def_abstract_eval(_mm_abstract)
-mlir.register_lowering(_mm_p, mlir.lower_fun(_mm_impl, multiple_results=False))
-ad.primitive_jvps[_mm_p] = _mm_jvp
-ad.primitive_transposes[_mm_p] = _mm_transpose
-batching.primitive_batchers[_mm_p] = _mm_batch
+_mm_p = _primitive(
+    "sparsegradutils_pattern_mm", _mm_impl, _mm_abstract, _mm_jvp, _mm_transpose, _mm_batch
+)
 
 
 # --------------------------------------------------------------------------------- sddmm
@@ -172,13 +181,10 @@ def _sddmm_batch(args, dims, *, shape, layout):
     return _per_item(partial(_sddmm_p.bind, shape=shape, layout=layout), args, dims)
 
 
-_sddmm_p = Primitive("sparsegradutils_sddmm")
-_sddmm_p.def_impl(_sddmm_impl)
-_sddmm_p.def_abstract_eval(_sddmm_abstract)
-mlir.register_lowering(_sddmm_p, mlir.lower_fun(_sddmm_impl, multiple_results=False))
-ad.primitive_jvps[_sddmm_p] = _sddmm_jvp
-ad.primitive_transposes[_sddmm_p] = _sddmm_transpose
-batching.primitive_batchers[_sddmm_p] = _sddmm_batch
+_sddmm_p = _primitive(
+    "sparsegradutils_sddmm", _sddmm_impl, _sddmm_abstract, _sddmm_jvp, _sddmm_transpose,
+    _sddmm_batch,
+)
 
 
 # -------------------------------------------------------------------------- linear solve

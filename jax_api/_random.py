@@ -27,6 +27,8 @@ from jax.experimental.sparse import BCOO, BCSR
 from bridge.internal import sampling
 from bridge.internal.options import check_positive, check_range, check_size, check_square
 
+from ._validate import check_dtype_arg
+
 __all__ = ["rand_sparse", "rand_sparse_tri", "make_spd_sparse"]
 
 _LAYOUTS = {"coo": BCOO, "csr": BCSR, BCOO: BCOO, BCSR: BCSR}
@@ -41,19 +43,10 @@ def _check_layout(layout):
 
 
 def _check_dtype(name: str, dtype, kind: str):
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
     allowed = ("float32", "float64") if kind == "float" else ("int32", "int64")
-    if dt is None or dt.name not in allowed:
-        raise ValueError(f"{name}: expected {' or '.join(allowed)}, got {dtype!r}.")
-    if jax.dtypes.canonicalize_dtype(dt) != dt:
-        raise ValueError(
-            f"{name}: expected a dtype JAX can hold now, got {dt.name} with x64 disabled; "
-            f"use {dt.name[:-2]}32 or enable it (with jax.enable_x64(True): ...)."
-        )
-    return dt
+    return check_dtype_arg(
+        name, dtype, allowed, "use {name32} or enable it (with jax.enable_x64(True): ...)."
+    )
 
 
 def _check_key(key):

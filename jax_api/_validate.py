@@ -133,3 +133,26 @@ def check_callable(name: str, f: object, *, optional: bool = True):
 def is_concrete(*xs) -> bool:
     """Whether every array in ``xs`` has a value now (not a tracer under jit/vmap/grad)."""
     return not any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(xs))
+
+
+def check_dtype_arg(name: str, dtype: object, allowed: tuple[str, ...], x64_hint: str):
+    """``dtype`` (a dtype argument, e.g. ``indices_dtype``) as a NumPy dtype named in ``allowed``
+    that JAX can hold under the current x64 setting; ValueError otherwise, ending with
+    ``x64_hint`` (formatted with ``name32``, the 32-bit name of the same kind).
+
+    Example:
+        >>> check_dtype_arg("indices_dtype", jnp.int32, ("int32", "int64"), "use {name32}.")
+        dtype('int32')
+    """
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.name not in allowed:
+        raise ValueError(f"{name}: expected {' or '.join(allowed)}, got {dtype!r}.")
+    if jax.dtypes.canonicalize_dtype(dt) != dt:
+        hint = x64_hint.format(name32=dt.name[:-2] + "32")
+        raise ValueError(
+            f"{name}: expected a dtype JAX can hold now, got {dt.name} with x64 disabled; {hint}"
+        )
+    return dt

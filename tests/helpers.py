@@ -106,12 +106,13 @@ def check_sparse_grads(grad, A, dense_grad, **kw):
 assert_sparse_grad = check_sparse_grads  # the name the older tests use
 
 
-def check_against_dense(op, dense_op, *args, seed: int = 0, **kw):
+def check_against_dense(op, dense_op, *args, seed: int = 0, G=None, **kw):
     """Run ``op(*args)`` on torch inputs (sparse ones anywhere) and ``dense_op`` on their dense
     equivalents; compare the values and, for every input with ``requires_grad``, the gradient of
-    ``sum(G * out)`` for a random ``G`` (sparse inputs through :func:`check_sparse_grads`).
-    With no input requiring a gradient the result must not require one. Returns ``op``'s
-    result. Example: ``check_against_dense(sparse_mm, torch.matmul, A.requires_grad_(), B)``.
+    ``sum(G * out)`` (sparse inputs through :func:`check_sparse_grads`); ``G`` is random (from
+    ``seed``) unless given. With no input requiring a gradient the result must not require one.
+    ``kw``: the tolerances (default :func:`tol` of the result's dtype). Returns ``op``'s result.
+    Example: ``check_against_dense(sparse_mm, torch.matmul, A.requires_grad_(), B)``.
     """
     dense = [(a.detach().to_dense() if a.layout != torch.strided else a.detach().clone())
              .requires_grad_(a.requires_grad) for a in args]
@@ -121,8 +122,9 @@ def check_against_dense(op, dense_op, *args, seed: int = 0, **kw):
     if not any(a.requires_grad for a in args):
         assert not out.requires_grad, "a result without differentiable inputs requires grad"
         return out
-    g = torch.Generator().manual_seed(seed)
-    G = torch.randn(ref.shape, generator=g, dtype=torch.float64).to(ref.dtype)
+    if G is None:
+        g = torch.Generator().manual_seed(seed)
+        G = torch.randn(ref.shape, generator=g, dtype=torch.float64).to(ref.dtype)
     (out * G).sum().backward()
     (ref * G).sum().backward()
     for a, d in zip(args, dense, strict=True):
@@ -133,6 +135,79 @@ def check_against_dense(op, dense_op, *args, seed: int = 0, **kw):
         else:
             torch.testing.assert_close(a.grad, d.grad, **kw)
     return out
+
+
+def with_values(S: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """The sparse COO (coalesced) or CSR ``S``'s pattern holding ``values``, differentiable in
+    ``values`` (for gradcheck over the stored values). Example: ``with_values(S, 2 * S.values())``.
+    """
+    if S.layout == torch.sparse_coo:
+        return torch.sparse_coo_tensor(S.indices(), values, S.shape, is_coalesced=True)
+    return torch.sparse_csr_tensor(S.crow_indices(), S.col_indices(), values, S.shape)
+
+
+def gradcheck_in_values(op, S: torch.Tensor, B: torch.Tensor) -> bool:
+    """``torch.autograd.gradcheck`` of ``op(A, B)`` in the stored values of the sparse ``S`` (A:
+    S's pattern holding them, :func:`with_values`) and in the dense ``B`` (float64).
+    Example: ``assert gradcheck_in_values(sparse_mm, S, torch.randn(5, 2, dtype=torch.float64))``.
+    """
+    f = lambda values, B_: op(with_values(S, values), B_)
+    leaves = (S.values().detach().clone().requires_grad_(), B.detach().clone().requires_grad_())
+    return torch.autograd.gradcheck(f, leaves)
+
+
+def check_operand_errors(op, D: torch.Tensor, B: torch.Tensor, rows_match: str | None = None):
+    """The argument checks every ``op(A, B)`` of torch_api with a sparse ``A`` and a dense ``B``
+    (a vector or a block) makes: for the float64 dense matrix ``D`` (its CSR is a valid A) and a
+    valid ``B``, a TypeError naming A for a non-tensor, dense or CSC A and naming B for a sparse
+    B; a ValueError for an integer A, and naming B for B with a row too few (the message matching
+    ``rows_match``, default ``"B: expected {D.shape[-1]} rows"``), float32 or of rank 3.
+    Example: ``check_operand_errors(sparse_mm, D, torch.ones(D.shape[-1], 2, dtype=D.dtype))``.
+    """
+    import pytest
+
+    A = to_sparse(D, torch.sparse_csr)
+    for bad_type in (D.tolist(), D.numpy()):
+        with pytest.raises(TypeError, match="A: expected a torch.Tensor"):
+            op(bad_type, B)
+    for got, bad_layout in (("a dense", D), ("a sparse CSC", D.to_sparse_csc())):
+        with pytest.raises(TypeError, match=f"A: expected a sparse COO or sparse CSR .*got {got}"):
+            op(bad_layout, B)
+    with pytest.raises(ValueError, match="A: expected float32 or float64"):
+        op(to_sparse(D.to(torch.int64), torch.sparse_coo), B)
+    with pytest.raises(TypeError, match="B: expected a dense"):
+        op(A, B.to_sparse())
+    with pytest.raises(ValueError, match=rows_match or f"B: expected {D.shape[-1]} rows"):
+        op(A, B[:-1])
+    with pytest.raises(ValueError, match="B: expected dtype torch.float64"):
+        op(A, B.float())
+    with pytest.raises(ValueError, match="B: expected a 1 or 2-D tensor"):
+        op(A, B.reshape(1, 1, -1) if B.dim() == 1 else B[None])
+
+
+def check_logsumexp_argument_errors(logsumexp, bidir_logsumexp, A, bad_layout: str,
+                                    layout_match: str = "output_layout: expected one of"):
+    """The ``dim``, ``output_layout`` and ``keepdim`` errors both frontends' log-sum-exp make, for
+    a valid 2-D sparse ``A`` of either framework: ``dim`` out of range, repeated, empty or not an
+    int (ValueError / TypeError naming dim); an unknown ``output_layout`` (``bad_layout``, the
+    message matching ``layout_match``); ``keepdim=True`` with ``output_layout="padded"``.
+    Example: ``check_logsumexp_argument_errors(sparse_logsumexp, sparse_bidir_logsumexp, A, "x")``.
+    """
+    import pytest
+
+    for dim, error, match in (
+        (2, ValueError, r"dim: expected dimensions in \[-2, 1\], got 2"),
+        ((0, -2), ValueError, "dim: expected each dimension at most once"),
+        ((1, -1), ValueError, "dim: expected each dimension at most once"),
+        ((), TypeError, "dim: expected an int or a non-empty sequence"),
+        ("rows", TypeError, "dim: expected an int or a non-empty sequence"),
+    ):
+        with pytest.raises(error, match=match):
+            logsumexp(A, dim)
+    with pytest.raises(ValueError, match=layout_match):
+        bidir_logsumexp(A, output_layout=bad_layout)
+    with pytest.raises(ValueError, match="keepdim: expected keepdim=True only with"):
+        bidir_logsumexp(A, keepdim=True, output_layout="padded")
 
 
 def solve_matrix(n: int, kind: str = "general", dtype=torch.float64, seed: int = 0, density=0.3):
@@ -162,6 +237,25 @@ def dense_solve_reference(D: torch.Tensor, B: torch.Tensor, G: torch.Tensor):
     X = torch.linalg.solve(D, B)
     (X * G).sum().backward()
     return X.detach(), D.grad, B.grad
+
+
+# ------------------------------------------------------------------------ fresh interpreters
+def run_python(code: str, env: dict | None = None, timeout: float = 600):
+    """Run ``python -c code`` in a fresh interpreter in the repository root, with the repository
+    first on ``PYTHONPATH`` and ``env`` (default: this process's environment) otherwise; returns
+    the ``subprocess.CompletedProcess`` (text stdout and stderr captured).
+    Example: ``assert run_python("import torch_api").returncode == 0``.
+    """
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
+    return subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 # ---------------------------------------------------------------- bridge (conversion) helpers

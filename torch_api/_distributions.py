@@ -31,34 +31,31 @@ factor, a transposed product with a precision factor).
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch.distributions import Distribution, constraints
 
-from bridge.internal.messages import exactly_one_parameterisation
+from bridge.internal.gaussian import LOG_2PI, PRECISION_VARIANCE, parameterisation
 
 from . import _matrix_gaussian as _mg
+from ._mvn_parameters import FactorParameters, repeat_factor, strictly_lower
 from ._pattern import sparse_with_values
 from ._pattern_cache import operation
 from ._sparse_factor import (
+    NO_SAMPLE,
     GaussianBase,
-    SparseLowerTriangular,
     ValuesOf,
     apply_to_vectors,
     check_parameters,
     lower_solve,
     lower_solve_t,
+    stored_diagonal,
     sum_log_diagonal,
 )
 from ._sparse_mm import sparse_mm, sparse_mm_t
 from ._validate import describe
 
-_LOG_2PI = math.log(2 * math.pi)
-_NO_SAMPLE = torch.Size()
 
-
-class SparseMultivariateNormal(GaussianBase, Distribution):
+class SparseMultivariateNormal(FactorParameters, GaussianBase, Distribution):
     """Multivariate normal with a sparse triangular covariance or precision factor.
 
     Args:
@@ -103,36 +100,20 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
         self, loc, diagonal=None, scale_tril=None, precision_tril=None, validate_args=None,
         precision_matrix=None, covariance_matrix=None,
     ):
-        given_args = {
-            "scale_tril": scale_tril, "precision_tril": precision_tril,
-            "precision_matrix": precision_matrix, "covariance_matrix": covariance_matrix,
-        }
-        named = [k for k, v in given_args.items() if v is not None]
-        if len(named) != 1:
-            raise ValueError(
-                exactly_one_parameterisation(named)
-            )
-        self._matrix_name = named[0] if named[0] in _mg.MATRIX_NAMES else None
+        forms = (scale_tril, precision_tril, precision_matrix, covariance_matrix)
+        name, given = parameterisation(forms, diagonal, describe(diagonal))
+        self._matrix_name = name if name in _mg.MATRIX_NAMES else None
         if self._matrix_name is not None:
-            if diagonal is not None:
-                raise ValueError(
-                    f"diagonal: expected None with {self._matrix_name} (diagonal is the D of an "
-                    "LDL^T factor, given with scale_tril or precision_tril only), got "
-                    f"{describe(diagonal)}."
-                )
-            self._init_matrix(loc, self._matrix_name, given_args[self._matrix_name],
-                              validate_args)
+            self._init_matrix(loc, name, given, validate_args)
             return
-        self._is_scale = scale_tril is not None
-        name = "scale_tril" if self._is_scale else "precision_tril"
-        given = scale_tril if self._is_scale else precision_tril
+        self._is_scale = name == "scale_tril"
         loc, factor, diagonal, batch_shape = check_parameters(loc, name, given, diagonal)
         self._loc, self._factor, self._diagonal = loc, factor, diagonal
         # _template: the pattern _values lives on (the factor's own, except for an LDL^T factor
         # storing diagonal entries: they are dropped, the unit diagonal being implicit)
         self._template, self._values = factor, ValuesOf.apply(factor)
         if diagonal is not None:
-            self._template, self._values = _strictly_lower(factor, self._values)
+            self._template, self._values = strictly_lower(factor, self._values)
         # under torch's default validation (validate_args=None) the factor's structure is
         # checked when the distribution first uses it, not at construction
         self._factor_unchecked = validate_args is None and bool(Distribution._validate_args)
@@ -157,92 +138,6 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
             f"{what}: not implemented for a {self._matrix_name} parameterisation (it has no "
             "sparse triangular factor); use scale_tril or precision_tril."
         )
-
-    # ------------------------------------------------------------------------- parameters
-    @property
-    def arg_constraints(self) -> dict:
-        ldlt = self._diagonal is not None
-        out = {"loc": constraints.real_vector}
-        if ldlt:
-            out["diagonal"] = constraints.independent(constraints.positive, 1)
-        if getattr(self, "_matrix_name", None) is not None:
-            return out  # symmetric / SPD: checked by the factorisation (ValueError)
-        if not getattr(self, "_factor_unchecked", False):
-            out[self._factor_name] = self._factor_constraint()
-        return out
-
-    @property
-    def _factor_name(self) -> str:
-        return "scale_tril" if self._is_scale else "precision_tril"
-
-    def _factor_constraint(self) -> SparseLowerTriangular:
-        return SparseLowerTriangular(positive_diagonal=self._diagonal is None)
-
-    def _check_factor(self) -> None:
-        """The deferred check of the factor's structure, once, at its first use."""
-        if not self._factor_unchecked:
-            return
-        constraint = self._factor_constraint()
-        if not bool(constraint.check(self._factor).all()):
-            raise ValueError(
-                f"{self._factor_name}: expected a factor satisfying {constraint!r} (checked at "
-                f"first use under default validation), got {describe(self._factor)}; pass "
-                "validate_args=False to use it anyway, validate_args=True to check at "
-                "construction."
-            )
-        self._factor_unchecked = False
-
-    @property
-    def diagonal(self) -> torch.Tensor | None:
-        return self._diagonal
-
-    @property
-    def scale_tril(self) -> torch.Tensor | None:
-        if self._matrix_name is not None:
-            return None
-        return self._factor if self._is_scale else None
-
-    @property
-    def precision_tril(self) -> torch.Tensor | None:
-        if self._matrix_name is not None:
-            return None
-        return None if self._is_scale else self._factor
-
-    @property
-    def precision_matrix(self) -> torch.Tensor | None:
-        """The sparse precision matrix if given as ``precision_matrix=``, else None."""
-        return self._factor if self._matrix_name == "precision_matrix" else None
-
-    @property
-    def covariance_matrix(self) -> torch.Tensor | None:
-        """The sparse covariance matrix if given as ``covariance_matrix=``, else None."""
-        return self._factor if self._matrix_name == "covariance_matrix" else None
-
-    @property
-    def is_ldlt_parameterization(self) -> bool:
-        return self._diagonal is not None
-
-    def __repr__(self) -> str:
-        F = self._factor
-        kind = "LDL^T" if self._diagonal is not None else "LL^T"
-        what = "covariance" if self._is_scale else "precision"
-        name = "scale_tril" if self._is_scale else "precision_tril"
-        if self._matrix_name is not None:
-            kind, name, what = "SPD", self._matrix_name, what + " matrix"
-        nnz = self._values.shape[-1]
-        parts = [
-            f"loc: {tuple(self._loc.shape)}",
-            f"{name}: {tuple(F.shape)} {str(F.layout).replace('torch.', '')} nnz={nnz}",
-        ]
-        if self._diagonal is not None:
-            parts.append(f"diagonal: {tuple(self._diagonal.shape)}")
-        parts += [
-            f"{kind} {what}" if self._matrix_name else f"{kind} {what} factor",
-            f"batch_shape={tuple(self.batch_shape)}",
-            f"event_shape={tuple(self.event_shape)}",
-            f"dtype={self._loc.dtype}",
-        ]
-        return f"{type(self).__name__}({', '.join(parts)})"
 
     def expand(self, batch_shape, _instance=None):
         """This distribution over a larger batch shape; the factor is shared, not copied.
@@ -278,7 +173,7 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
         new._factor, new._template, new._values = self._factor, self._template, self._values
         F = self._template
         if F.dim() == 3 and F.shape[0] != batch_shape[-1]:  # (1, n, n) -> (m, n, n)
-            new._template, new._values = _repeat_factor(F, self._values, batch_shape[-1])
+            new._template, new._values = repeat_factor(F, self._values, batch_shape[-1])
             new._factor = new._template if self._factor is F else self._factor
         super(SparseMultivariateNormal, new).__init__(
             batch_shape, self.event_shape, validate_args=False
@@ -335,7 +230,7 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
 
     # ------------------------------------------------------------------ sampling, density
     @operation
-    def rsample(self, sample_shape=_NO_SAMPLE) -> torch.Tensor:
+    def rsample(self, sample_shape=NO_SAMPLE) -> torch.Tensor:
         """Reparameterised samples ``(*sample_shape, *batch_shape, n)``, ``eps = torch.randn``."""
         shape = self._extended_shape(torch.Size(sample_shape))
         eps = torch.randn(shape, dtype=self._loc.dtype, device=self._loc.device)
@@ -359,13 +254,13 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
         n = self.event_shape[0]
         if self._matrix_name is not None:
             maha = _mg.quadratic(self._matrix_name, self._matrix_use(), d)
-            return -0.5 * (n * _LOG_2PI + maha) - self._half_logdet()
+            return -0.5 * (n * LOG_2PI + maha) - self._half_logdet()
         z = self._whiten(d)
-        return -0.5 * (n * _LOG_2PI + z.pow(2).sum(-1)) - self._half_logdet()
+        return -0.5 * (n * LOG_2PI + z.pow(2).sum(-1)) - self._half_logdet()
 
     def entropy(self) -> torch.Tensor:
         n = self.event_shape[0]
-        return (0.5 * n * (1.0 + _LOG_2PI) + self._half_logdet()).expand(self.batch_shape)
+        return (0.5 * n * (1.0 + LOG_2PI) + self._half_logdet()).expand(self.batch_shape)
 
     @property
     def variance(self) -> torch.Tensor:
@@ -376,7 +271,7 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
         when Q requires grad under grad mode.
         """
         if self._matrix_name == "covariance_matrix":
-            return _mg.diagonal(self._template, self._values).expand(
+            return stored_diagonal(self._template, self._values).expand(
                 self.batch_shape + self.event_shape)
         if self._matrix_name == "precision_matrix":
             if self._values.requires_grad and torch.is_grad_enabled():
@@ -388,12 +283,7 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
             return _mg.precision_variance(self._template, self._values).expand(
                 self.batch_shape + self.event_shape)
         if not self._is_scale:
-            raise NotImplementedError(
-                "variance: with a precision factor the marginal variances are diag(P^{-1}), "
-                "which needs a selected inversion of the factor (Takahashi recursion, with "
-                "fill-in), not an O(nnz) operation; it is not implemented. Use a covariance "
-                "factor (scale_tril), or estimate the variances from samples."
-            )
+            raise NotImplementedError(PRECISION_VARIANCE)
         self._check_factor()
         D, values = self._diagonal, self._values
         squares = sparse_with_values(self._template, values * values)
@@ -403,34 +293,3 @@ class SparseMultivariateNormal(GaussianBase, Distribution):
             return apply_to_vectors(sparse_mm, squares, w)
         w = D.expand(full)
         return w + apply_to_vectors(sparse_mm, squares, w)
-
-
-def _strictly_lower(F: torch.Tensor, values: torch.Tensor):
-    """``(F, values)`` if F stores no diagonal entry, else a coalesced COO template of F's
-    off-diagonal entries and their values, gathered differentiably from ``values`` (the dropped
-    entries get a zero gradient)."""
-    idx = F._indices() if F.layout == torch.sparse_coo else F.to_sparse_coo()._indices()
-    keep = idx[-2] != idx[-1]
-    if bool(keep.all()):
-        return F, values
-    kept = torch.nonzero(keep).flatten()
-    flat = values.reshape(-1).index_select(0, kept)
-    template = torch.sparse_coo_tensor(idx[:, kept], flat.detach(), F.shape, is_coalesced=True)
-    return template, flat
-
-
-def _repeat_factor(F: torch.Tensor, values: torch.Tensor, m: int):
-    """A ``(1, n, n)`` factor as ``(m, n, n)``: the pattern template and the repeated values."""
-    if F.layout == torch.sparse_coo:
-        idx, nnz = F._indices(), F._nnz()
-        b = torch.arange(m, device=idx.device).repeat_interleave(nnz)
-        idx = torch.cat([b[None], idx[1:].repeat(1, m)])
-        template = torch.sparse_coo_tensor(
-            idx, F._values().detach().repeat(m), (m, *F.shape[1:]), is_coalesced=True
-        )
-        return template, values.repeat(m)
-    crow, col = F.crow_indices().repeat(m, 1), F.col_indices().repeat(m, 1)
-    template = torch.sparse_csr_tensor(
-        crow, col, F.values().detach().repeat(m, 1), (m, *F.shape[1:])
-    )
-    return template, values.repeat(m, 1)

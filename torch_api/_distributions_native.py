@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch.distributions import Distribution, constraints
 
+from bridge.internal.gaussian import LOG_2PI
+
 from ._pattern import Pattern
 from ._sparse_factor import (
+    NO_SAMPLE,
     GaussianBase,
     SparseLowerTriangular,
     apply_to_vectors,
@@ -16,9 +17,6 @@ from ._sparse_factor import (
     sum_log_diagonal,
 )
 from ._validate import check_dense, check_match, check_sparse
-
-_LOG_2PI = math.log(2 * math.pi)
-_NO_SAMPLE = torch.Size()
 
 
 class SparseMultivariateNormalNative(GaussianBase, Distribution):
@@ -94,7 +92,7 @@ class SparseMultivariateNormalNative(GaussianBase, Distribution):
         z = apply_to_vectors(lower_solve(False), self._scale_tril, d)  # L^{-1} d
         L = self._scale_tril
         n = self._loc.shape[-1]
-        return -0.5 * (n * _LOG_2PI + z.pow(2).sum(-1)) - sum_log_diagonal(L, L.values())
+        return -0.5 * (n * LOG_2PI + z.pow(2).sum(-1)) - sum_log_diagonal(L, L.values())
 
     @property
     def covariance_matrix(self) -> torch.Tensor:
@@ -113,10 +111,10 @@ class SparseMultivariateNormalNative(GaussianBase, Distribution):
     def entropy(self) -> torch.Tensor:
         n = self._loc.shape[-1]
         L = self._scale_tril
-        out = 0.5 * n * (1.0 + _LOG_2PI) + sum_log_diagonal(L, L.values())
+        out = 0.5 * n * (1.0 + LOG_2PI) + sum_log_diagonal(L, L.values())
         return out.expand(self.batch_shape)
 
-    def rsample(self, sample_shape=_NO_SAMPLE) -> torch.Tensor:
+    def rsample(self, sample_shape=NO_SAMPLE) -> torch.Tensor:
         shape = self._extended_shape(torch.Size(sample_shape))
         eps = torch.randn(shape, dtype=self._loc.dtype, device=self._loc.device)
         n = self._loc.shape[-1]

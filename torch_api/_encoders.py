@@ -19,7 +19,12 @@ import warnings
 
 import torch
 
-from bridge.internal.pairwise import pairwise_indices, pairwise_nnz, pairwise_offsets
+from bridge.internal.pairwise import (
+    check_volume_shape,
+    pairwise_indices,
+    pairwise_nnz,
+    pairwise_offsets,
+)
 
 from ._pattern import csr_rows
 from ._validate import FLOATS, INDEX_DTYPES, check_dense, value_error
@@ -131,7 +136,7 @@ class PairwiseEncoder(torch.nn.Module):
         device="cpu",
     ):
         super().__init__()
-        volume_shape = _check_volume_shape(volume_shape)
+        volume_shape = check_volume_shape(volume_shape)
         if layout not in (torch.sparse_coo, torch.sparse_csr):
             raise ValueError(
                 f"layout: expected torch.sparse_coo or torch.sparse_csr, got {layout!r}."
@@ -232,22 +237,6 @@ class PairwiseEncoder(torch.nn.Module):
         return out
 
 
-def _check_volume_shape(volume_shape, ndim=None) -> tuple[int, ...]:
-    """``volume_shape`` as a tuple ``(C, *spatial)`` of positive ints (``ndim`` of them if
-    given, else at least 2); ValueError otherwise."""
-    shape = tuple(volume_shape) if isinstance(volume_shape, (tuple, list)) else None
-    if (
-        shape is None
-        or len(shape) < 2
-        or (ndim is not None and len(shape) != ndim)
-        or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)
-    ):
-        what = f"{ndim} positive integers (C, H, D, W)" if ndim else (
-            "a tuple (C, *spatial) of at least 2 positive integers")
-        raise ValueError(f"volume_shape: expected {what}, got {volume_shape!r}.")
-    return shape
-
-
 def calc_pairwise_coo_indices_nd(
     radius,
     volume_shape,
@@ -274,7 +263,7 @@ def calc_pairwise_coo_indices_nd(
         >>> pairs[(0, 0, 0)].shape
         torch.Size([2, 9])
     """
-    volume_shape = _check_volume_shape(volume_shape)
+    volume_shape = check_volume_shape(volume_shape)
     offsets = pairwise_offsets(radius, len(volume_shape) - 1, volume_shape[0],
                                channel_voxel_relation, upper, bool(diag))
     idx = torch.arange(math.prod(volume_shape), device=device).reshape(volume_shape)
@@ -305,7 +294,7 @@ def calc_pairwise_coo_indices(
     """
     warnings.warn("calc_pairwise_coo_indices is deprecated; use calc_pairwise_coo_indices_nd "
                   "(any number of spatial dimensions).", DeprecationWarning, stacklevel=2)
-    volume_shape = _check_volume_shape(volume_shape, ndim=4)
+    volume_shape = check_volume_shape(volume_shape, ndim=4)
     return calc_pairwise_coo_indices_nd(radius, volume_shape, diag, upper,
                                         channel_voxel_relation, dtype, device)
 
@@ -323,7 +312,7 @@ class PairwiseVoxelEncoder(PairwiseEncoder):
                  indices_dtype=torch.int64, device="cpu"):
         warnings.warn("PairwiseVoxelEncoder is deprecated; use PairwiseEncoder (any number of "
                       "spatial dimensions, same arguments).", DeprecationWarning, stacklevel=2)
-        volume_shape = _check_volume_shape(volume_shape, ndim=4)
+        volume_shape = check_volume_shape(volume_shape, ndim=4)
         super().__init__(radius, volume_shape, diag, upper, channel_voxel_relation, layout,
                          indices_dtype, device)
 

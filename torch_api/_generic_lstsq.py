@@ -33,14 +33,13 @@ from ._pattern import Pattern
 from ._pattern_cache import operation
 from ._sddmm import (
     PatternMM,
-    fold_columns,
+    columns_vmap,
     pattern_mm,
-    per_sample,
     recording,
+    save_both,
     sddmm,
     sparse_scope,
     to_values,
-    unfold_columns,
 )
 from ._validate import check_dense, check_dim_match, check_match, check_sparse
 
@@ -59,8 +58,7 @@ class SparseGenericLstsq(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         values, B, ctx.pattern, ctx.vector, ctx.solvers = inputs
-        ctx.save_for_backward(values, B, output)
-        ctx.save_for_forward(values, B, output)
+        save_both(ctx, values, B, output)
 
     @staticmethod
     def backward(ctx, G):
@@ -129,8 +127,7 @@ class NormalSolve(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         values, _, ctx.pattern, ctx.vector, ctx.solvers = inputs
-        ctx.save_for_backward(values, output)
-        ctx.save_for_forward(values, output)
+        save_both(ctx, values, output)
 
     @staticmethod
     def backward(ctx, H):
@@ -162,12 +159,8 @@ class NormalSolve(torch.autograd.Function):
 def _columns_vmap(fn, info, in_dims, values, B, pattern, vector, solvers):
     """vmap rule: a mapped ``B`` is more columns of one solve (the solvers treat columns
     independently); mapped values run one solve per batch element."""
-    vd, bd = in_dims[:2]
-    if vd is None and bd is not None:
-        Bc, k = fold_columns(B, bd)
-        return unfold_columns(fn.apply(values, Bc, pattern, False, solvers), k)
-    return per_sample(lambda v, b: fn.apply(v, b, pattern, vector, solvers), info,
-                      (vd, bd), (values, B))
+    return columns_vmap(lambda v, b: fn.apply(v, b, pattern, vector, solvers), info, in_dims,
+                        values, B, lambda v, b: fn.apply(v, b, pattern, False, solvers))
 
 
 def _lsmr_solution(M: torch.Tensor, R: torch.Tensor, **kwargs) -> torch.Tensor:

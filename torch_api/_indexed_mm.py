@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import torch
 
+from bridge.internal.options import check_grouped_operands
+
 from ._indexed_kernels import Padded, Plan, make_plan, segment_fwd, segment_wgrad, stable_order
 from ._pattern_cache import dense_operation
 from ._validate import check_dense, check_index, check_match, value_error
@@ -131,11 +133,7 @@ def _check_operands(a: object, b: object) -> tuple[torch.Tensor, torch.Tensor]:
     if not a.dtype.is_floating_point:
         raise value_error("a", a, "a floating-point tensor")
     check_match("a", a, "b", b)
-    if b.shape[1] != a.shape[1]:
-        raise ValueError(
-            f"b: expected shape (R, {a.shape[1]}, D2) to match a's {a.shape[1]} columns, "
-            f"got shape {tuple(b.shape)}."
-        )
+    check_grouped_operands(a.shape, b.shape)
     return a, b
 
 

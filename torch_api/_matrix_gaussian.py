@@ -39,16 +39,6 @@ def logdet(name: str, M: torch.Tensor) -> torch.Tensor:
         return sparse_logdet(M)
 
 
-def diagonal(M: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """``diag(M)`` ``(*batch, n)`` from the stored values (differentiably; 0 where absent)."""
-    pattern, _ = Pattern.of(M)
-    rows = pattern.rows()
-    on = rows == pattern.col
-    out = values.new_zeros(pattern.nb * M.shape[-1])
-    out = out.index_put((rows[on].long(),), values.reshape(-1)[on])
-    return out.reshape(*M.shape[:-2], -1)
-
-
 def _factors(name: str, M: torch.Tensor, values: torch.Tensor):
     pattern, _ = Pattern.of(M)
     with renamed(name):

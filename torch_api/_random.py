@@ -35,6 +35,18 @@ from bridge.internal.sampling import (
 from ._blocks import _CPU
 from ._validate import FLOATS, INDEX_DTYPES
 
+__all__ = [
+    "generate_random_sparse_coo_matrix",
+    "generate_random_sparse_csr_matrix",
+    "generate_random_sparse_strictly_triangular_coo_matrix",
+    "generate_random_sparse_strictly_triangular_csr_matrix",
+    "generate_random_sparse_triangular_coo_matrix",
+    "generate_random_sparse_triangular_csr_matrix",
+    "make_spd_sparse",
+    "rand_sparse",
+    "rand_sparse_tri",
+]
+
 _LAYOUTS = (torch.sparse_coo, torch.sparse_csr)
 # the value dtypes of make_spd_sparse and the generate_random_sparse_* functions (the original's
 # generators accept half precision; rand_sparse and rand_sparse_tri keep to float32/float64)

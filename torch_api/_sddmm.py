@@ -132,6 +132,23 @@ def per_sample(fn, info, in_dims, args):
     return torch.stack(outs), 0
 
 
+def columns_vmap(apply, info, in_dims, values, B, folded=None):
+    """The vmap rule of a Function of ``(values, B (N, p), ...)`` that treats B's columns
+    independently: a mapped ``B`` alone is more columns of one call (``folded(values, Bc)``,
+    default ``apply``), mapped values one ``apply(v, b)`` per batch element."""
+    vd, bd = in_dims[:2]
+    if vd is None and bd is not None:
+        Bc, k = fold_columns(B, bd)
+        return unfold_columns((folded or apply)(values, Bc), k)
+    return per_sample(apply, info, (vd, bd), (values, B))
+
+
+def save_both(ctx, *tensors: torch.Tensor) -> None:
+    """Save ``tensors`` for the backward and for the forward-mode (jvp) rule."""
+    ctx.save_for_backward(*tensors)
+    ctx.save_for_forward(*tensors)
+
+
 # ------------------------------------------------------------------------------ the blocks
 class ToValues(torch.autograd.Function):
     """``A -> values``: the flat values of sparse ``A`` at its pattern."""
@@ -202,8 +219,7 @@ class PatternMM(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         values, B, ctx.pattern, ctx.transpose = inputs
-        ctx.save_for_backward(values, B)
-        ctx.save_for_forward(values, B)
+        save_both(ctx, values, B)
 
     @staticmethod
     def backward(ctx, G):
@@ -230,12 +246,8 @@ class PatternMM(torch.autograd.Function):
 
     @staticmethod
     def vmap(info, in_dims, values, B, pattern, transpose):
-        vd, bd = in_dims[:2]
-        if vd is None and bd is not None:
-            Bc, k = fold_columns(B, bd)
-            return unfold_columns(PatternMM.apply(values, Bc, pattern, transpose), k)
-        return per_sample(lambda v, b: PatternMM.apply(v, b, pattern, transpose), info,
-                          (vd, bd), (values, B))
+        apply = lambda v, b: PatternMM.apply(v, b, pattern, transpose)
+        return columns_vmap(apply, info, in_dims, values, B)
 
 
 class SDDMM(torch.autograd.Function):
@@ -248,8 +260,7 @@ class SDDMM(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         G, X, ctx.pattern = inputs
-        ctx.save_for_backward(G, X)
-        ctx.save_for_forward(G, X)
+        save_both(ctx, G, X)
 
     @staticmethod
     def backward(ctx, dv):

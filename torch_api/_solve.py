@@ -27,13 +27,12 @@ import torch
 from ._pattern import Pattern
 from ._sddmm import (
     PatternMM,
-    fold_columns,
-    per_sample,
+    columns_vmap,
     recording,
+    save_both,
     sddmm,
     sparse_scope,
     to_values,
-    unfold_columns,
 )
 
 # solve(pattern, values, B2d) -> X2d, for the block-diagonal system A X = B
@@ -51,8 +50,7 @@ class PatternSolve(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         values, _, ctx.solve, ctx.transpose_solve, ctx.pattern, ctx.transposed = inputs
-        ctx.save_for_backward(values, output)
-        ctx.save_for_forward(values, output)
+        save_both(ctx, values, output)
 
     @staticmethod
     def backward(ctx, G):
@@ -81,13 +79,8 @@ class PatternSolve(torch.autograd.Function):
 
     @staticmethod
     def vmap(info, in_dims, values, B, solve, transpose_solve, pattern, transposed):
-        vd, bd = in_dims[:2]
         args = (solve, transpose_solve, pattern, transposed)
-        if vd is None and bd is not None:
-            Bc, k = fold_columns(B, bd)
-            return unfold_columns(PatternSolve.apply(values, Bc, *args), k)
-        return per_sample(lambda v, b: PatternSolve.apply(v, b, *args), info, (vd, bd),
-                          (values, B))
+        return columns_vmap(lambda v, b: PatternSolve.apply(v, b, *args), info, in_dims, values, B)
 
 
 def implicit_solve(

@@ -122,10 +122,8 @@ def sparse_solve_j4t(
     """Solve ``A X = B`` with a JAX solver; ``A.grad`` keeps A's sparsity.
 
     Args:
-        A: sparse COO or CSR, square ``(n, n)`` (or batched ``(b, n, n)``, solved as one
-            block-diagonal system), float32/float64, on CPU or CUDA.
-        B: dense ``(n,)`` or ``(n, k)`` (``(b, n)`` / ``(b, n, k)`` when batched), same dtype
-            and device as ``A``.
+        A, B: as :func:`~torch_api.sparse_solve_c4t`: ``A (n, n)`` or ``(b, n, n)`` sparse,
+            ``B (n,)``/``(n, k)`` (``(b, n)``/``(b, n, k)``) dense.
         solve: a JAX solver ``f(A, b, **kwargs) -> (x, info)`` taking a JAX sparse matrix and a
             vector, e.g. ``jax.scipy.sparse.linalg.cg``/``gmres``; default: ``transpose_solve``
             if given, else ``bicgstab``.

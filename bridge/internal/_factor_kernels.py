@@ -10,6 +10,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ._dense_kernels import matmul, solve_left_unit_upper, solve_right_unit_lower
+
 
 @numba.njit(cache=False, nogil=True)
 def align(ptr, idx, xptr, xidx, xval):
@@ -134,9 +136,6 @@ def _takahashi_reference(n, ptr, idx, lval, uval, d):
     return lower, upper, diag, open_columns
 
 
-_BLOCK = 48  # columns per diagonal block of the blocked triangular solves
-
-
 @numba.njit(cache=False, nogil=True)
 def supernodes(n, ptr, idx):
     """Starts of the supernodes of the lower pattern ``(ptr, idx)``: ``(k+1,)``, ending with ``n``.
@@ -161,62 +160,6 @@ def supernodes(n, ptr, idx):
             k += 1
     start[k] = n
     return start[:k + 1].copy()
-
-
-@numba.njit(cache=False, nogil=True)
-def _matmul(A, B):
-    """``A @ B`` for C-ordered 2-D arrays: BLAS when large, plain loops when small (a BLAS call
-    costs more than a small product, and a threaded BLAS much more on a busy machine)."""
-    p, k = A.shape
-    m = B.shape[1]
-    if p * k * m > 262144:
-        return np.dot(A, B)
-    C = np.zeros((p, m))
-    for i in range(p):
-        for q in range(k):
-            a = A[i, q]
-            if a != 0.0:
-                for j in range(m):
-                    C[i, j] += a * B[q, j]
-    return C
-
-
-@numba.njit(cache=False, nogil=True)
-def _solve_right_unit_lower(Y, L):
-    """``Y <- Y L^{-1}`` in place, for ``Y (p, m)`` and a unit lower ``L (m, m)``."""
-    p, m = Y.shape
-    k1 = m
-    while k1 > 0:
-        k0 = max(0, k1 - _BLOCK)
-        if k1 < m:  # Y[:, K] -= Y[:, k1:] L[k1:, K]
-            Y[:, k0:k1] -= _matmul(np.ascontiguousarray(Y[:, k1:]),
-                                  np.ascontiguousarray(L[k1:, k0:k1]))
-        for i in range(p):
-            for c in range(k1 - 1, k0 - 1, -1):
-                s = Y[i, c]
-                for r in range(c + 1, k1):
-                    s -= Y[i, r] * L[r, c]
-                Y[i, c] = s
-        k1 = k0
-
-
-@numba.njit(cache=False, nogil=True)
-def _solve_left_unit_upper(U, Y):
-    """``Y <- U^{-1} Y`` in place, for a unit upper ``U (m, m)`` and ``Y (m, p)``."""
-    m, p = Y.shape
-    k1 = m
-    while k1 > 0:
-        k0 = max(0, k1 - _BLOCK)
-        if k1 < m:  # Y[K, :] -= U[K, k1:] Y[k1:, :]
-            Y[k0:k1, :] -= _matmul(np.ascontiguousarray(U[k0:k1, k1:]),
-                                  np.ascontiguousarray(Y[k1:, :]))
-        for c in range(k1 - 1, k0 - 1, -1):
-            for r in range(c + 1, k1):
-                u = U[c, r]
-                if u != 0.0:
-                    for i in range(p):
-                        Y[c, i] -= u * Y[r, i]
-        k1 = k0
 
 
 @numba.njit(cache=False, nogil=True)
@@ -351,25 +294,25 @@ def takahashi(n, ptr, idx, lval, uval, d):
         ZJR = w_zjr[:m * p].reshape(m, p)
         ZJJ = w_zjj[:m * m].reshape(m, m)
         if p > 0:
-            ZRJ[:, :] = _matmul(ZRR, LRJ)
+            ZRJ[:, :] = matmul(ZRR, LRJ)
             ZRJ *= -1.0
-            _solve_right_unit_lower(ZRJ, LJJ)
-            ZJR[:, :] = _matmul(UJR, ZRR)
+            solve_right_unit_lower(ZRJ, LJJ)
+            ZJR[:, :] = matmul(UJR, ZRR)
             ZJR *= -1.0
-            _solve_left_unit_upper(UJJ, ZJR)
+            solve_left_unit_upper(UJJ, ZJR)
         # Z[J, J]: D_J^{-1} L[J, J]^{-1} - Ut[J, R] Z[R, J], then Ut[J, J]^{-1} from the left
         for r in range(m):
             for c in range(m):
                 ZJJ[r, c] = 0.0
             ZJJ[r, r] = 1.0
-        _solve_right_unit_lower(ZJJ, LJJ)
+        solve_right_unit_lower(ZJJ, LJJ)
         for r in range(m):
             inv = 1.0 / d[j0 + r]
             for c in range(r + 1):
                 ZJJ[r, c] *= inv
         if p > 0:
-            ZJJ -= _matmul(UJR, ZRJ)
-        _solve_left_unit_upper(UJJ, ZJJ)
+            ZJJ -= matmul(UJR, ZRJ)
+        solve_left_unit_upper(UJJ, ZJJ)
         # scatter into the pattern
         for c in range(m):
             t0 = ptr[j0 + c]

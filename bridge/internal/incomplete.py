@@ -36,57 +36,65 @@ def _kernels() -> dict[str, object]:
     njit = numba.njit(cache=False, nogil=True)
 
     @njit
-    def ic0_kernel(indptr, indices, data, diag_pos):
-        # row-oriented IC(0) on the lower CSR (sorted columns, diagonal last in each row);
-        # returns -1 on success or the row whose pivot is not positive
+    def by_rows(row_kernel, indptr, indices, data, diag_pos):
+        # row_kernel(i, start, end, pos, ...) on each row in turn in place, with pos[j] the
+        # position of column j in row i (-1 if absent); returns -1 on success or the first row
+        # whose kernel failed
         n = indptr.size - 1
         pos = np.full(n, -1, np.int64)
         for i in range(n):
             start, end = indptr[i], indptr[i + 1]
             for p in range(start, end):
                 pos[indices[p]] = p
-            for p in range(start, end - 1):  # off-diagonal entries L[i, j], j < i, increasing j
-                j = indices[p]
-                s = data[p]
-                for q in range(indptr[j], diag_pos[j]):  # L[j, k], k < j
-                    r = pos[indices[q]]
-                    if r >= 0:
-                        s -= data[r] * data[q]
-                data[p] = s / data[diag_pos[j]]
-            d = data[end - 1]
-            for p in range(start, end - 1):
-                d -= data[p] * data[p]
+            ok = row_kernel(i, start, end, pos, indptr, indices, data, diag_pos)
             for p in range(start, end):
                 pos[indices[p]] = -1
-            if not (d > 0.0) or not np.isfinite(d):
+            if not ok:
                 return i
-            data[end - 1] = np.sqrt(d)
         return -1
 
     @njit
+    def ic0_row(i, start, end, pos, indptr, indices, data, diag_pos):
+        # row-oriented IC(0) on the lower CSR (sorted columns, diagonal last in each row);
+        # False when the row's pivot is not positive
+        for p in range(start, end - 1):  # off-diagonal entries L[i, j], j < i, increasing j
+            j = indices[p]
+            s = data[p]
+            for q in range(indptr[j], diag_pos[j]):  # L[j, k], k < j
+                r = pos[indices[q]]
+                if r >= 0:
+                    s -= data[r] * data[q]
+            data[p] = s / data[diag_pos[j]]
+        d = data[end - 1]
+        for p in range(start, end - 1):
+            d -= data[p] * data[p]
+        if not (d > 0.0) or not np.isfinite(d):
+            return False
+        data[end - 1] = np.sqrt(d)
+        return True
+
+    @njit
+    def ilu0_row(i, start, end, pos, indptr, indices, data, diag_pos):
+        # IKJ ILU(0) in place on the full CSR (sorted columns); False when the row's pivot is
+        # zero (or not finite)
+        for p in range(start, diag_pos[i]):  # L[i, k], k < i, increasing k
+            k = indices[p]
+            lik = data[p] / data[diag_pos[k]]
+            data[p] = lik
+            for q in range(diag_pos[k] + 1, indptr[k + 1]):  # U[k, j], j > k
+                r = pos[indices[q]]
+                if r >= 0:
+                    data[r] -= lik * data[q]
+        d = data[diag_pos[i]]
+        return d != 0.0 and np.isfinite(d)
+
+    @njit
+    def ic0_kernel(indptr, indices, data, diag_pos):
+        return by_rows(ic0_row, indptr, indices, data, diag_pos)
+
+    @njit
     def ilu0_kernel(indptr, indices, data, diag_pos):
-        # IKJ ILU(0) in place on the full CSR (sorted columns); returns -1 on success or the
-        # row whose pivot is zero (or not finite)
-        n = indptr.size - 1
-        pos = np.full(n, -1, np.int64)
-        for i in range(n):
-            start, end = indptr[i], indptr[i + 1]
-            for p in range(start, end):
-                pos[indices[p]] = p
-            for p in range(start, diag_pos[i]):  # L[i, k], k < i, increasing k
-                k = indices[p]
-                lik = data[p] / data[diag_pos[k]]
-                data[p] = lik
-                for q in range(diag_pos[k] + 1, indptr[k + 1]):  # U[k, j], j > k
-                    r = pos[indices[q]]
-                    if r >= 0:
-                        data[r] -= lik * data[q]
-            for p in range(start, end):
-                pos[indices[p]] = -1
-            d = data[diag_pos[i]]
-            if d == 0.0 or not np.isfinite(d):
-                return i
-        return -1
+        return by_rows(ilu0_row, indptr, indices, data, diag_pos)
 
     _KERNELS.update(ic0=ic0_kernel, ilu0=ilu0_kernel)
     return _KERNELS

@@ -55,6 +55,16 @@ def check_square(size: tuple[int, ...], name: str = "size") -> None:
         raise ValueError(f"{name}: expected a square (n, n) or (b, n, n), got {size!r}.")
 
 
+def check_grouped_operands(a_shape: tuple, b_shape: tuple) -> None:
+    """ValueError unless ``b (R, D1, D2)`` matches the ``D1`` columns of ``a (N, D1)`` (the
+    operands of ``segment_mm`` / ``gather_mm``, both frontends)."""
+    if b_shape[1] != a_shape[1]:
+        raise ValueError(
+            f"b: expected shape (R, {a_shape[1]}, D2) to match a's {a_shape[1]} columns, "
+            f"got shape {tuple(b_shape)}."
+        )
+
+
 def check_choice(name: str, got: object, allowed: Sequence, what: str) -> None:
     """ValueError unless ``got`` is one of ``allowed`` (``what`` describes them)."""
     if got not in allowed:

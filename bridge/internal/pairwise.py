@@ -116,6 +116,23 @@ class PairwiseIndices(NamedTuple):
     coo: np.ndarray | None = None  # (2, nnz): rows and cols are its two rows (when rows given)
 
 
+def check_volume_shape(volume_shape, ndim=None) -> tuple[int, ...]:
+    """``volume_shape`` as a tuple ``(C, *spatial)`` of positive ints (``ndim`` of them if
+    given, else at least 2); ValueError otherwise
+    (the encoders' check, both frontends)."""
+    shape = tuple(volume_shape) if isinstance(volume_shape, (tuple, list)) else None
+    if (
+        shape is None
+        or len(shape) < 2
+        or (ndim is not None and len(shape) != ndim)
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)
+    ):
+        what = f"{ndim} positive integers (C, H, D, W)" if ndim else (
+            "a tuple (C, *spatial) of at least 2 positive integers")
+        raise ValueError(f"volume_shape: expected {what}, got {volume_shape!r}.")
+    return shape
+
+
 def _check_volume_and_offsets(volume_shape, offsets) -> None:
     ints = (int, np.integer)
     if not isinstance(volume_shape, (tuple, list)) or not all(

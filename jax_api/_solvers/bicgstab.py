@@ -20,16 +20,8 @@ def bicgstab(
 ):
     """Solve ``A X = B`` for a general square ``A`` by (preconditioned) BiCGSTAB.
 
-    Args:
-        A: 2-D BCOO/BCSR ``(n, n)``, dense ``(n, n)`` array, or a callable ``x -> A x``.
-        B: ``(n,)`` or ``(n, k)`` (``k`` independent systems).
-        x0: initial guess shaped like ``B`` (zeros by default).
-        tol, atol: stop when ``||b - A x|| <= max(tol ||b||, atol)`` (per column).
-        maxiter: iteration cap (default ``10 n``).
-        M: preconditioner, a callable ``r -> M^{-1} r`` on one vector.
-
-    Returns:
-        ``(X, info)``: ``X`` shaped like ``B`` and a :class:`~jax_api.SolveInfo`.
+    Args and returns: as :func:`~jax_api.cg` (``A`` need not be symmetric): ``A (n, n)``
+    (BCOO/BCSR, dense or a callable), ``B (n,)`` or ``(n, k)``; returns ``(X, info)``.
 
     Example:
         >>> X, info = bicgstab(BCSR.fromdense(jnp.array([[2.0, 1.0], [0.0, 3.0]])), jnp.ones(2))

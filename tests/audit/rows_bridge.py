@@ -27,6 +27,19 @@ def rows() -> list[Row]:
                 err(TE, "copy", "None, True or False")),
         ]
     x64off = {"x64": False}
+
+    def csr_index_rows(name, sorted_flag, range_flags, unsorted_flags):
+        """A CSR column index out of range is refused; unsorted column indices convert correctly
+        and the result's ``sorted_flag`` says they are unsorted."""
+        t, fn = f"bridge.{name}", getattr(bridge, name)
+        marked = lambda out_, call: (assert_same(out_, S32), check(not getattr(out_, sorted_flag)))
+        return [
+            Row(t, "CSR column index out of range", lambda: c(fn, csr_out_of_range(S32)),
+                err(VE, "indices", "CSR indices"), **range_flags),
+            Row(t, "CSR with unsorted column indices", lambda: c(fn, unsorted_csr(S32)),
+                Result(marked, "correct result, marked unsorted"), **unsorted_flags),
+        ]
+
     out += [
         Row("bridge.to_torch", "a strided NumPy view with copy=False",
             lambda: c(bridge.to_torch, np.arange(6.0)[::-2], copy=False),
@@ -46,13 +59,7 @@ def rows() -> list[Row]:
         Row("bridge.to_jax", "COO index out of range",
             lambda: c(bridge.to_jax, coo_out_of_range(S32)),
             err(VE, "indices", "within the shape"), x64=True),
-        Row("bridge.to_jax", "CSR column index out of range",
-            lambda: c(bridge.to_jax, csr_out_of_range(S32)),
-            err(VE, "indices", "CSR indices"), x64=True),
-        Row("bridge.to_jax", "CSR with unsorted column indices",
-            lambda: c(bridge.to_jax, unsorted_csr(S32)),
-            Result(lambda out_, call: (assert_same(out_, S32), check(not out_.indices_sorted)),
-                   "correct result, marked unsorted"), x64=True),
+        *csr_index_rows("to_jax", "indices_sorted", {"x64": True}, {"x64": True}),
         Row("bridge.to_numpy", "sparse input", lambda: c(bridge.to_numpy, sp(S32)),
             err(TE, "to_numpy", "dense arrays only")),
         Row("bridge.to_numpy", "on the meta device", lambda: c(bridge.to_numpy, x32.to("meta")),
@@ -64,14 +71,7 @@ def rows() -> list[Row]:
             err(TE, "to_scipy", "sparse tensors only")),
         Row("bridge.to_scipy", "batched CSR", lambda: c(bridge.to_scipy, sp(S32.expand(2, 3, 3))),
             err(VE, "SciPy", "no batched CSR")),
-        Row("bridge.to_scipy", "CSR column index out of range",
-            lambda: c(bridge.to_scipy, csr_out_of_range(S32)),
-            err(VE, "indices", "CSR indices"), isolate=True),
-        Row("bridge.to_scipy", "CSR with unsorted column indices",
-            lambda: c(bridge.to_scipy, unsorted_csr(S32)),
-            Result(lambda out_,
-                   call: (assert_same(out_, S32), check(not out_.has_sorted_indices)),
-                   "correct result, marked unsorted")),
+        *csr_index_rows("to_scipy", "has_sorted_indices", {"isolate": True}, {}),
         Row("bridge.to_scipy", "empty: n = 0", lambda: c(bridge.to_scipy, sp(torch.zeros(0, 0))),
             Result(lambda out_, call: check(out_.shape == (0, 0) and out_.nnz == 0),
                    "correct empty result")),

@@ -38,6 +38,14 @@ from .table import (
 )
 
 
+def _operand_batteries(t, op, A, B, *, rows_bad, rank_bad=None, **kw) -> list[Row]:
+    """The sparse battery of ``op``'s argument A and the dense battery of its B, each around the
+    valid call ``op(sp(A), B, **kw)`` (``A``, ``B``: dense float64)."""
+    return (sparse_battery(t, "A", lambda A_: c(op, A_, B.clone(), **kw), A)
+            + dense_battery(t, "B", lambda B_: c(op, sp(A), B_, **kw), B, rank_bad=rank_bad,
+                            rows_bad=rows_bad, match_name="A"))
+
+
 def rows() -> list[Row]:
     """Rows of the torch_api operations."""
     import torch_api as T
@@ -46,10 +54,8 @@ def rows() -> list[Row]:
 
     # sparse_mm ----------------------------------------------------------------------------
     t = "torch_api.sparse_mm"
-    out += sparse_battery(t, "A", lambda A: c(T.sparse_mm, A, rhs()), mat())
-    out += dense_battery(t, "B", lambda B: c(T.sparse_mm, sp(mat()), B), rhs(),
-                         rank_bad=rhs().expand(2, 2, 3, 2).clone(), rows_bad=rhs(4),
-                         match_name="A")
+    out += _operand_batteries(t, T.sparse_mm, mat(), rhs(), rows_bad=rhs(4),
+                              rank_bad=rhs().expand(2, 2, 3, 2).clone())
 
     def mm_grad(out_, call):
         A, B = call.args
@@ -108,9 +114,8 @@ def rows() -> list[Row]:
 
     zero_diag = torch.sparse_csr_tensor(sp(L).crow_indices(), sp(L).col_indices(),
                                         torch.tensor([2.0, 1.0, 0.0, 1.0, 4.0], dtype=F64), (3, 3))
-    out += sparse_battery(t, "A", lambda A: tri(A), L)
-    out += dense_battery(t, "B", lambda B: tri(sp(L), B), rhs(),
-                         rank_bad=rhs().expand(2, 3, 2).clone(), rows_bad=rhs(4), match_name="A")
+    out += _operand_batteries(t, T.sparse_triangular_solve, L, rhs(), rows_bad=rhs(4),
+                              rank_bad=rhs().expand(2, 3, 2).clone(), upper=False)
     out += [
         Row(t, "A not triangular", lambda: tri(sp(mat())), err(VE, "A", "lower-triangular")),
         Row(t, "A lower, upper=True", lambda: tri(sp(L), upper=True),
@@ -142,9 +147,8 @@ def rows() -> list[Row]:
     # sparse_generic_solve -------------------------------------------------------------------
     t = "torch_api.sparse_generic_solve"
     gs = T.sparse_generic_solve
-    out += sparse_battery(t, "A", lambda A: c(gs, A, rhs()), mat("spd"))
-    out += dense_battery(t, "B", lambda B: c(gs, sp(mat("spd")), B), rhs(),
-                         rank_bad=rhs().expand(2, 3, 2).clone(), rows_bad=rhs(4), match_name="A")
+    out += _operand_batteries(t, gs, mat("spd"), rhs(), rows_bad=rhs(4),
+                              rank_bad=rhs().expand(2, 3, 2).clone())
     out += [
         Row(t, "A batched (3-D)", lambda: c(gs, sp(mat("spd").expand(2, 3, 3)), rhs()),
             err(VE, "A", "2-D")),
@@ -180,9 +184,8 @@ def rows() -> list[Row]:
     # sparse_generic_lstsq -------------------------------------------------------------------
     t = "torch_api.sparse_generic_lstsq"
     ls = T.sparse_generic_lstsq
-    out += sparse_battery(t, "A", lambda A: c(ls, A, rhs(4)), mat("tall"))
-    out += dense_battery(t, "B", lambda B: c(ls, sp(mat("tall")), B), rhs(4),
-                         rank_bad=rhs(4).expand(2, 4, 2).clone(), rows_bad=rhs(3), match_name="A")
+    out += _operand_batteries(t, ls, mat("tall"), rhs(4), rows_bad=rhs(3),
+                              rank_bad=rhs(4).expand(2, 4, 2).clone())
     out += [
         Row(t, "A wide (m < n)", lambda: c(ls, sp(mat("tall").T.contiguous()), rhs(3)),
             err(VE, "A", "tall")),
@@ -205,9 +208,7 @@ def rows() -> list[Row]:
     # sparse_solve_j4t -----------------------------------------------------------------------
     t = "torch_api.sparse_solve_j4t"
     j4t = T.sparse_solve_j4t
-    out += sparse_battery(t, "A", lambda A: c(j4t, A, rhs()), mat())
-    out += dense_battery(t, "B", lambda B: c(j4t, sp(mat()), B), rhs(), rows_bad=rhs(4),
-                         match_name="A")
+    out += _operand_batteries(t, j4t, mat(), rhs(), rows_bad=rhs(4))
     out += [
         Row(t, "solve is not callable", lambda: c(j4t, sp(mat()), rhs(), solve="cg"),
             err(TE, "solve", "JAX solver")),
@@ -226,9 +227,7 @@ def rows() -> list[Row]:
     # sparse_solve_c4t -----------------------------------------------------------------------
     t = "torch_api.sparse_solve_c4t"
     c4t = T.sparse_solve_c4t
-    out += sparse_battery(t, "A", lambda A: c(c4t, A, rhs()), mat())
-    out += dense_battery(t, "B", lambda B: c(c4t, sp(mat()), B), rhs(), rows_bad=rhs(4),
-                         match_name="A")
+    out += _operand_batteries(t, c4t, mat(), rhs(), rows_bad=rhs(4))
     out += [
         Row(t, "solve is an unknown name", lambda: c(c4t, sp(mat()), rhs(), "lu"),
             err(VE, "solve", "expected one of")),

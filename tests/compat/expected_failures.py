@@ -8,53 +8,43 @@ from this table (``python -m tests.compat.report``).
 _TYPE = ("torch_api raises {got} where the original raises {want} (the project's rule: TypeError "
          "for a wrong type or layout, ValueError for a bad shape, dtype or value)")
 
+# The tests that only differ in the exception type: (test file, test, got, want) of _TYPE.
+_TYPE_RULE = [
+    ("test_sparse_matmul.py", "test_sparse_mm_error[bad_tensor]",
+     "TypeError for an A that is not a tensor", "ValueError"),
+    ("test_sparse_matmul.py", "test_sparse_mm_error[bad_format]",
+     "TypeError for a CSC A", "ValueError"),
+    *((file, "test_dense_layout_raises", "TypeError for a dense input", "NotImplementedError")
+      for file in ("test_sparse_logsumexp.py", "test_sparse_bidir_logsumexp.py")),
+    *((file, "test_unsupported_rank_raises", "ValueError for a 4-D input", "NotImplementedError")
+      for file in ("test_sparse_logsumexp.py", "test_sparse_bidir_logsumexp.py")),
+    ("test_sparse_logsumexp.py", "test_dim_out_of_range_raises",
+     "ValueError for an out-of-range dim", "IndexError"),
+    ("test_sparse_logsumexp.py", "test_dim_empty_or_repeated_raises",
+     "TypeError for dim=[] and ValueError for a repeated dim", "RuntimeError"),
+    ("test_distributions.py", "test_native_csr_requirement",
+     "TypeError for a COO scale_tril of SparseMultivariateNormalNative", "ValueError"),
+    ("test_random.py", "test_make_spd_sparse_invalid_layout",
+     "TypeError for a strided layout", "ValueError"),
+    ("test_bicgstab.py", "test_bicgstab_validates_arguments_before_budget_return",
+     "TypeError for an operator or preconditioner that is neither a tensor nor a callable",
+     "RuntimeError"),
+    ("test_linear_cg.py", "test_rhs_and_operator_output_validation",
+     "ValueError for an integer rhs and for an operator or preconditioner output of the wrong "
+     "shape or dtype", "TypeError / RuntimeError"),
+]
+
 EXPECTED_FAILURES: dict[tuple[str, str], str] = {
-    ("test_sparse_matmul.py", "test_sparse_mm_error[bad_tensor]"): _TYPE.format(
-        got="TypeError for an A that is not a tensor", want="ValueError"
-    ),
-    ("test_sparse_matmul.py", "test_sparse_mm_error[bad_format]"): _TYPE.format(
-        got="TypeError for a CSC A", want="ValueError"
-    ),
-    ("test_sparse_logsumexp.py", "test_dense_layout_raises"): _TYPE.format(
-        got="TypeError for a dense input", want="NotImplementedError"
-    ),
-    ("test_sparse_bidir_logsumexp.py", "test_dense_layout_raises"): _TYPE.format(
-        got="TypeError for a dense input", want="NotImplementedError"
-    ),
-    ("test_sparse_logsumexp.py", "test_unsupported_rank_raises"): _TYPE.format(
-        got="ValueError for a 4-D input", want="NotImplementedError"
-    ),
-    ("test_sparse_bidir_logsumexp.py", "test_unsupported_rank_raises"): _TYPE.format(
-        got="ValueError for a 4-D input", want="NotImplementedError"
-    ),
-    ("test_sparse_logsumexp.py", "test_dim_out_of_range_raises"): _TYPE.format(
-        got="ValueError for an out-of-range dim", want="IndexError"
-    ),
-    ("test_sparse_logsumexp.py", "test_dim_empty_or_repeated_raises"): _TYPE.format(
-        got="TypeError for dim=[] and ValueError for a repeated dim", want="RuntimeError"
-    ),
-    ("test_distributions.py", "test_native_csr_requirement"): _TYPE.format(
-        got="TypeError for a COO scale_tril of SparseMultivariateNormalNative", want="ValueError"
-    ),
-    ("test_random.py", "test_make_spd_sparse_invalid_layout"): _TYPE.format(
-        got="TypeError for a strided layout", want="ValueError"
-    ),
-    ("test_bicgstab.py", "test_bicgstab_validates_arguments_before_budget_return"):
-        _TYPE.format(got="TypeError for an operator or preconditioner that is neither a tensor "
-                     "nor a callable", want="RuntimeError"),
-    ("test_indexed_matmul.py", "test_segment_mm_raises_on_old_pytorch"):
-        "torch_api requires torch>=2.5 (its dependency), so it has no run-time guard for an "
-        "older torch.__version__",
-    ("test_indexed_matmul.py", "test_gather_mm_raises_on_old_pytorch"):
-        "torch_api requires torch>=2.5 (its dependency), so it has no run-time guard for an "
-        "older torch.__version__",
+    **{(file, test): _TYPE.format(got=got, want=want) for file, test, got, want in _TYPE_RULE},
+    **{("test_indexed_matmul.py", f"test_{op}_raises_on_old_pytorch"):
+       "torch_api requires torch>=2.5 (its dependency), so it has no run-time guard for an "
+       "older torch.__version__" for op in ("segment_mm", "gather_mm")},
     ("test_jax_bindings.py", "test_t2j_and_roundtrip"):
         "t2j refuses float64 data while JAX's x64 mode is off (a TypeError), rather than hand out "
         "an array that JAX's operations silently compute in float32 (bridge's rule)",
-    ("test_jax_bindings.py", "test_t2j_and_j2t_coo"):
-        "t2j_coo refuses float64 data while JAX's x64 mode is off (a TypeError), as t2j does",
-    ("test_jax_bindings.py", "test_t2j_and_j2t_csr"):
-        "t2j_csr refuses float64 data while JAX's x64 mode is off (a TypeError), as t2j does",
+    **{("test_jax_bindings.py", f"test_t2j_and_j2t_{fmt}"):
+       f"t2j_{fmt} refuses float64 data while JAX's x64 mode is off (a TypeError), as t2j does"
+       for fmt in ("coo", "csr")},
     ("test_bicgstab.py", "test_bicgstab_nonzero_initial_guess[cpu-callable-True-True]"):
         "torch_api's bicgstab advances the k columns of a block together, one operator call per "
         "step on the whole (n, k) block; the original solves column by column and this test "
@@ -63,9 +53,6 @@ EXPECTED_FAILURES: dict[tuple[str, str], str] = {
         "the test passes unittest.mock.Mock objects as sparse tensors; torch_api's ValueError "
         "describes the offending tensor (its shape), which a Mock cannot provide, so a TypeError "
         "escapes while building the message",
-    ("test_linear_cg.py", "test_rhs_and_operator_output_validation"): _TYPE.format(
-        got="ValueError for an integer rhs and for an operator or preconditioner output of the "
-        "wrong shape or dtype", want="TypeError / RuntimeError"),
     ("test_lsmr.py", "test_identity_case3"):
         "torch_api's lsmr refuses a (1, n) right-hand side for an (n, n) operator (a ValueError "
         "naming b's shape) rather than reading it as the vector the original flattens it to",

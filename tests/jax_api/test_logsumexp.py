@@ -12,6 +12,7 @@ from jax.scipy.special import logsumexp  # noqa: E402
 from jax.test_util import check_grads  # noqa: E402
 
 from jax_api import sparse_bidir_logsumexp, sparse_logsumexp  # noqa: E402
+from tests.helpers import check_logsumexp_argument_errors  # noqa: E402
 
 
 def _dense(shape, seed=0, density=0.4, scale=1.0):
@@ -177,13 +178,5 @@ def test_bad_inputs():
         sparse_logsumexp(BCOO.fromdense(jnp.eye(3, dtype=jnp.int32)), 0)
     with pytest.raises(ValueError, match=r"input: expected a 2 or 3-D sparse matrix"):
         sparse_logsumexp(BCOO.fromdense(jnp.ones(3)), 0)
-    with pytest.raises(ValueError, match=r"dim: expected dimensions in \[-2, 1\], got 2"):
-        sparse_logsumexp(A, 2)
-    with pytest.raises(ValueError, match="dim: expected each dimension at most once"):
-        sparse_logsumexp(A, (0, -2))
-    with pytest.raises(TypeError, match="dim: expected an int or a non-empty sequence"):
-        sparse_logsumexp(A, "rows")
-    with pytest.raises(ValueError, match="output_layout: expected one of .* no nested"):
-        sparse_bidir_logsumexp(A, output_layout="nested")
-    with pytest.raises(ValueError, match="keepdim: expected keepdim=True only with"):
-        sparse_bidir_logsumexp(A, keepdim=True, output_layout="padded")
+    check_logsumexp_argument_errors(sparse_logsumexp, sparse_bidir_logsumexp, A, "nested",
+                                    "output_layout: expected one of .* no nested")

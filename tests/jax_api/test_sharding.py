@@ -8,16 +8,13 @@ in the subprocess's environment only.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-pytest.importorskip("jax")
+from tests.helpers import run_python
 
-ROOT = Path(__file__).resolve().parents[2]
+pytest.importorskip("jax")
 
 PRELUDE = """
 import numpy as np
@@ -63,16 +60,7 @@ def _run(body: str) -> None:
         env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
     ).strip()
     env["JAX_PLATFORMS"] = "cpu"
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    script = PRELUDE + textwrap.dedent(body) + "\nprint('SHARDING-OK')\n"
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    out = run_python(PRELUDE + textwrap.dedent(body) + "\nprint('SHARDING-OK')\n", env)
     assert out.returncode == 0 and "SHARDING-OK" in out.stdout, out.stdout + out.stderr
 
 

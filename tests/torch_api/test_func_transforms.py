@@ -8,7 +8,6 @@ value-level blocks every operation is made of (checked at the end).
 
 from __future__ import annotations
 
-import pytest
 import torch
 from torch.autograd import forward_ad as fwAD
 from torch.func import grad, jacfwd, jvp, vmap
@@ -26,7 +25,6 @@ from torch_api._solve import PatternSolve
 from torch_api._triangular_solve import _flat_solve
 from torch_api.utils import LinearCGSettings, linear_cg
 
-LAYOUTS = [torch.sparse_coo, torch.sparse_csr]
 F64 = torch.float64
 CG = {"solve": linear_cg, "settings": LinearCGSettings(cg_tolerance=1e-14)}
 
@@ -58,7 +56,6 @@ def _cases(layout):
     ]
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
 def test_forward_ad_and_func_jvp(layout):
     for name, op, dense, shape in _cases(layout):
         B, dB = _randn(*shape, seed=7), _randn(*shape, seed=8)
@@ -71,7 +68,6 @@ def test_forward_ad_and_func_jvp(layout):
         torch.testing.assert_close(t2, dense(dB), rtol=1e-9, atol=1e-10, msg=name)
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
 def test_jacfwd_and_grad(layout):
     for name, op, dense, shape in _cases(layout):
         B = _randn(*shape, seed=9)
@@ -82,7 +78,6 @@ def test_jacfwd_and_grad(layout):
                                    atol=1e-9, msg=name)
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
 def test_hessian_forward_over_reverse(layout):
     """jacfwd(grad(.)): the jvp rules of the backward's blocks (SDDMM, transposed products)."""
     for name, op, dense, shape in _cases(layout)[:3]:
@@ -92,7 +87,6 @@ def test_hessian_forward_over_reverse(layout):
                                    rtol=1e-8, atol=1e-9, msg=name)
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
 def test_vmap_over_b(layout):
     for name, op, dense, shape in _cases(layout):
         Bs = _randn(3, *shape, seed=11)
@@ -115,7 +109,6 @@ def test_vmap_of_grad():
     torch.testing.assert_close(got, 2 * Bs @ (D.T @ D).T)
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
 def test_value_tangents_of_the_blocks(layout):
     """Tangents of A's values through the value-level product and solve: dY = dA B and
     dX = A^{-1} (dB - dA X)."""

@@ -152,6 +152,20 @@ def checked(Y: object, like: torch.Tensor, what: str) -> torch.Tensor:
     return Y
 
 
+def start_from(
+    op: MatVec, B: torch.Tensor, initial_guess: torch.Tensor | None,
+    guess: Callable[[torch.Tensor], torch.Tensor] = torch.clone,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """``(X, R, matvecs)`` starting an iteration on ``B (..., n, k)``: zeros and ``B`` (no
+    product) without ``initial_guess``, else the checked guess (``(n,)`` or shaped like ``B``)
+    passed through ``guess``, and its residual ``B - A X``."""
+    if initial_guess is None:
+        return torch.zeros_like(B), B.clone(), 0
+    X0 = initial_guess.unsqueeze(-1) if initial_guess.dim() == 1 else initial_guess
+    X = guess(checked(X0, B, "initial_guess"))
+    return X, B - checked(op(X), B, "matmul_closure(initial_guess)"), 1
+
+
 def col_dot(X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
     """Column-wise inner products ``(..., 1, k)``."""
     return (X * Y).sum(-2, keepdim=True)

@@ -28,6 +28,7 @@ from ._common import (
     checked,
     col_dot,
     col_norm,
+    start_from,
     vector_operator,
     worst,
 )
@@ -102,15 +103,7 @@ def bicgstab(
     with torch.no_grad():
         b_norm = col_norm(B)
         threshold = torch.clamp(settings.reltol * b_norm, min=settings.abstol)
-        if initial_guess is None:
-            X = torch.zeros_like(B)
-            R = B.clone()
-            nmv = 0
-        else:
-            X0 = initial_guess.unsqueeze(-1) if initial_guess.dim() == 1 else initial_guess
-            X = checked(X0, B, "initial_guess").clone()
-            R = B - checked(op(X), B, "matmul_closure(initial_guess)")
-            nmv = 1
+        X, R, nmv = start_from(op, B, initial_guess)
         r_norm = col_norm(R)
         active = r_norm > threshold
         shadow = R.clone()

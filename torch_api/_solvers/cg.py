@@ -21,6 +21,7 @@ from typing import Literal, NamedTuple
 import torch
 
 from .._convergence import report_nonconvergence
+from . import _common
 from ._common import as_block, as_operator, check_operator_dtype, checked, col_dot, col_norm, worst
 
 _log = logging.getLogger("torch_api.linear_cg")
@@ -171,16 +172,10 @@ def linear_cg(
         b_norm = col_norm(B)
         b_zero = b_norm == 0
         denom = torch.where(b_zero, torch.ones_like(b_norm), b_norm)
-        if initial_guess is None:
-            X = torch.zeros_like(B)
-            R = B.clone()
-            matvecs = 0
-        else:
-            X0 = initial_guess.unsqueeze(-1) if initial_guess.dim() == 1 else initial_guess
-            checked(X0, B, "initial_guess")
-            X = torch.where(b_zero, torch.zeros_like(X0), X0)  # the solution of A x = 0 is 0
-            R = B - checked(op(X), B, "matmul_closure(initial_guess)")
-            matvecs = 1
+        # with a guess, columns of B = 0 start from 0 (the solution of A x = 0)
+        X, R, matvecs = _common.start_from(
+            op, B, initial_guess, lambda X0: torch.where(b_zero, torch.zeros_like(X0), X0)
+        )
         rel = col_norm(R) / denom
         frozen = rel <= stop_after
         broken = torch.zeros_like(frozen)
