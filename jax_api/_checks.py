@@ -102,7 +102,8 @@ def check_sparse_indices(name: str, A) -> bool:
     indices, indptr = _index_arrays(A)
     if not is_concrete(indices, indptr):
         return False
-    flags = np.asarray(_failure_flags(indices, indptr, A.shape[-1]))
+    with jax.ensure_compile_time_eval():  # concrete indices inside an outer trace too
+        flags = np.asarray(_failure_flags(indices, indptr, A.shape[-1]))
     for bad, msg in zip(flags, _messages(name, indptr is not None, A.shape[-1]), strict=True):
         if bad:
             raise ValueError(msg)
