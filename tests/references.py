@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
+
+MATRICES = Path(__file__).resolve().parents[1].parent / "shared" / "matrices"
 
 
 def host(x) -> np.ndarray:
@@ -107,3 +110,56 @@ def stored_product(A, B, mask=None) -> np.ndarray:
     for i, k in zip(*np.nonzero(mask), strict=True):
         out[i] += A[i, k] * B[k]
     return out
+
+
+# ------------------------------------------------------------ matrices and incomplete factors
+def suitesparse(name: str, scale: bool = False):
+    """A SuiteSparse matrix of ``../shared/matrices`` as a canonical SciPy ``csr_array``
+    (``scale``: symmetric diagonal scaling to a unit diagonal); skips the test when absent."""
+    import pytest
+    import scipy.io
+    import scipy.sparse as sp
+
+    if not MATRICES.is_dir():
+        pytest.skip(f"{MATRICES} is absent")
+    M = sp.csr_array(scipy.io.mmread(MATRICES / f"{name}.mtx"), dtype=np.float64)
+    if scale:
+        d = sp.diags_array(1 / np.sqrt(M.diagonal()))
+        M = sp.csr_array(d @ M @ d)
+    M.sum_duplicates()
+    M.sort_indices()
+    return M
+
+
+def poisson3d(k: int):
+    """The 7-point Dirichlet Poisson matrix of a k^3 grid as a SciPy ``csr_array``."""
+    import scipy.sparse as sp
+
+    T = sp.diags_array([-np.ones(k - 1), 2 * np.ones(k), -np.ones(k - 1)], offsets=[-1, 0, 1])
+    eye = sp.eye_array(k)
+    A = sp.kron(sp.kron(T, eye), eye) + sp.kron(sp.kron(eye, T), eye)
+    A = sp.csr_array(A + sp.kron(eye, sp.kron(eye, T)))
+    A.sort_indices()
+    return A
+
+
+def ic0_reference(D) -> np.ndarray:
+    """IC(0): the dense right-looking Cholesky loop, updates kept on D's lower pattern."""
+    D = host(D)
+    n, P, L = D.shape[0], D != 0, np.tril(D).astype(np.float64)
+    for k in range(n):
+        L[k, k] = np.sqrt(L[k, k])
+        L[k + 1:, k] = np.where(P[k + 1:, k], L[k + 1:, k] / L[k, k], 0)
+        update = np.outer(L[k + 1:, k], L[k + 1:, k])
+        L[k + 1:, k + 1:] -= np.tril(np.where(P[k + 1:, k + 1:], update, 0))
+    return L
+
+
+def ilu0_reference(D) -> tuple[np.ndarray, np.ndarray]:
+    """ILU(0): the dense right-looking LU loop, updates kept on D's pattern: (unit L, U)."""
+    D = host(D)
+    n, P, W = D.shape[0], D != 0, D.astype(np.float64).copy()
+    for k in range(n):
+        W[k + 1:, k] = np.where(P[k + 1:, k], W[k + 1:, k] / W[k, k], 0)
+        W[k + 1:, k + 1:] -= np.where(P[k + 1:, k + 1:], np.outer(W[k + 1:, k], W[k, k + 1:]), 0)
+    return np.tril(W, -1) + np.eye(n), np.triu(W)

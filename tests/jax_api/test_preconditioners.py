@@ -4,7 +4,6 @@ solves against dense solves, fewer iterations, jit, exact-solve gradients, bad i
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,8 +22,8 @@ from jax_api import (  # noqa: E402
     sparse_generic_solve,
 )
 from jax_api._preconditioners import ic0, ilu0, jacobi  # noqa: E402
+from tests.references import ic0_reference, ilu0_reference, poisson3d, suitesparse  # noqa: E402
 
-MATRICES = Path(__file__).resolve().parents[2].parent / "shared" / "matrices"
 RTOL = 1e-10
 
 
@@ -40,21 +39,6 @@ def general_dense(n: int, seed: int = 1, density: float = 0.3) -> np.ndarray:
     rng = np.random.default_rng(seed)
     R = rng.standard_normal((n, n)) * (rng.random((n, n)) < density)
     return R + np.diag(np.abs(R).sum(1) + 1)
-
-
-def _scipy(name: str, scale: bool = False):
-    if not MATRICES.is_dir():
-        pytest.skip(f"{MATRICES} is absent")
-    import scipy.io
-    import scipy.sparse as sp
-
-    M = sp.csr_array(scipy.io.mmread(MATRICES / f"{name}.mtx"), dtype=np.float64)
-    if scale:
-        d = sp.diags_array(1 / np.sqrt(M.diagonal()))
-        M = sp.csr_array(d @ M @ d)
-    M.sum_duplicates()
-    M.sort_indices()
-    return M
 
 
 def _bcsr(M) -> BCSR:
@@ -83,37 +67,6 @@ def dense(F: BCSR) -> np.ndarray:
 
     parts = (np.asarray(F.data), np.asarray(F.indices), np.asarray(F.indptr))
     return sp.csr_array(parts, shape=F.shape).toarray()
-
-
-def poisson3d(k: int):
-    import scipy.sparse as sp
-
-    T = sp.diags_array([-np.ones(k - 1), 2 * np.ones(k), -np.ones(k - 1)], offsets=[-1, 0, 1])
-    eye = sp.eye_array(k)
-    A = sp.kron(sp.kron(T, eye), eye) + sp.kron(sp.kron(eye, T), eye)
-    A = sp.csr_array(A + sp.kron(eye, sp.kron(eye, T)))
-    A.sort_indices()
-    return A
-
-
-def ic0_reference(D: np.ndarray) -> np.ndarray:
-    """IC(0): the dense right-looking Cholesky loop, updates kept on D's lower pattern."""
-    n, P, L = D.shape[0], D != 0, np.tril(D).astype(np.float64)
-    for k in range(n):
-        L[k, k] = np.sqrt(L[k, k])
-        L[k + 1:, k] = np.where(P[k + 1:, k], L[k + 1:, k] / L[k, k], 0)
-        update = np.outer(L[k + 1:, k], L[k + 1:, k])
-        L[k + 1:, k + 1:] -= np.tril(np.where(P[k + 1:, k + 1:], update, 0))
-    return L
-
-
-def ilu0_reference(D: np.ndarray):
-    """ILU(0): the dense right-looking LU loop, updates kept on D's pattern: (unit L, U)."""
-    n, P, W = D.shape[0], D != 0, D.astype(np.float64).copy()
-    for k in range(n):
-        W[k + 1:, k] = np.where(P[k + 1:, k], W[k + 1:, k] / W[k, k], 0)
-        W[k + 1:, k + 1:] -= np.where(P[k + 1:, k + 1:], np.outer(W[k + 1:, k], W[k, k + 1:]), 0)
-    return np.tril(W, -1) + np.eye(n), np.triu(W)
 
 
 def counting(A):
@@ -153,7 +106,7 @@ def test_factors_match_dense_references(x64, form):
 
 
 def test_ic0_shift_on_real_matrix(x64):
-    S = _scipy("bcsstk13", scale=True)
+    S = suitesparse("bcsstk13", scale=True)
     M = ic0(_bcsr(S))
     assert M.shift >= 1e-3
     L = M.factors[0]
@@ -193,7 +146,7 @@ def test_float32():
 # ----------------------------------------------------------------------------- solves
 @pytest.mark.parametrize("name", ["poisson", "494_bus", "bcsstk13"])
 def test_cg_iterations_drop(x64, name):
-    S = poisson3d(8) if name == "poisson" else _scipy(name, scale=name == "bcsstk13")
+    S = poisson3d(8) if name == "poisson" else suitesparse(name, scale=name == "bcsstk13")
     A = _bcsr(S)
     b = jnp.asarray(np.random.default_rng(0).standard_normal(S.shape[0]))
     counts = []
@@ -209,7 +162,7 @@ def test_cg_iterations_drop(x64, name):
 
 
 def test_minres_reports_fewer_iterations(x64):
-    S = _scipy("494_bus")
+    S = suitesparse("494_bus")
     A = _bcsr(S)
     b = jnp.asarray(np.random.default_rng(1).standard_normal(S.shape[0]))
     mv = lambda x: A @ x  # noqa: E731
@@ -236,7 +189,7 @@ def test_ilu0_nonsymmetric(x64, solver):
 
 
 def test_ilu0_real_nonsymmetric(x64):
-    S = _scipy("watt_2")
+    S = suitesparse("watt_2")
     A = _bcsr(S)
     x_true = np.random.default_rng(3).standard_normal(S.shape[0])
     b = jnp.asarray(S @ x_true)
@@ -318,7 +271,7 @@ def test_factor_errors(x64):
     with pytest.raises(ValueError, match=r"A: expected .*nonzero pivots, got a zero pivot U\[1"):
         ilu0(bcsr(np.ones((2, 2))))
     with pytest.raises(ValueError, match="A: expected a stored nonzero diagonal entry"):
-        ilu0(_bcsr(_scipy("impcol_a")))  # structurally zero diagonal entries
+        ilu0(_bcsr(suitesparse("impcol_a")))  # structurally zero diagonal entries
     A = bcsr(spd_dense(5))
     with pytest.raises(ValueError, match="A: expected a concrete matrix"):
         jax.jit(lambda A: ic0(A)(jnp.ones(5)))(A)

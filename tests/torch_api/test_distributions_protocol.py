@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tests.helpers import assert_sparse_grad
-from tests.torch_api import test_distributions as mvn  # the shared cases and references
+from tests.torch_api import mvn_cases as mvn
 from torch_api.distributions import SparseMultivariateNormal, SparseMultivariateNormalNative
 
 TOL = {"rtol": 1e-9, "atol": 1e-10}

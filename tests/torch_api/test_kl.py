@@ -8,7 +8,7 @@ from torch.distributions import MultivariateNormal, kl_divergence
 
 import torch_api._kl as kl_module
 from tests.helpers import assert_sparse_grad
-from tests.torch_api import test_distributions as mvn  # the shared cases and references
+from tests.torch_api import mvn_cases as mvn
 
 TOL = {"rtol": 1e-9, "atol": 1e-9}
 

@@ -3,13 +3,13 @@ against dense solves, fewer CG iterations, exact-solve gradients, batched A, bad
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
+from tests import references
 from tests.helpers import tol
+from tests.references import ic0_reference, ilu0_reference, suitesparse
 from torch_api import sparse_generic_solve
 from torch_api.utils import (
     BICGSTABSettings,
@@ -21,46 +21,26 @@ from torch_api.utils import (
     minres,
 )
 
-MATRICES = Path(__file__).resolve().parents[2].parent / "shared" / "matrices"
-
 
 # ----------------------------------------------------------------------------- helpers
 def _csr(D: torch.Tensor) -> torch.Tensor:
     return D.to_sparse_csr()
 
 
-def _mtx(name: str, scale: bool = False) -> torch.Tensor:
-    if not MATRICES.is_dir():
-        pytest.skip(f"{MATRICES} is absent")
-    import scipy.io
-    import scipy.sparse as sp
-
-    M = sp.csr_array(scipy.io.mmread(MATRICES / f"{name}.mtx"), dtype=np.float64)
-    if scale:  # symmetric diagonal scaling: unit diagonal
-        d = sp.diags_array(1 / np.sqrt(M.diagonal()))
-        M = sp.csr_array(d @ M @ d)
-    M.sum_duplicates()
-    M.sort_indices()
+def _torch_csr(M) -> torch.Tensor:
     return torch.sparse_csr_tensor(
         torch.from_numpy(M.indptr).long(), torch.from_numpy(M.indices).long(),
         torch.from_numpy(M.data), M.shape,
     )
 
 
+def _mtx(name: str, scale: bool = False) -> torch.Tensor:
+    return _torch_csr(suitesparse(name, scale))
+
+
 def poisson3d(k: int, dtype=torch.float64) -> torch.Tensor:
     """The 7-point Dirichlet Poisson matrix of a k^3 grid (CSR)."""
-    import scipy.sparse as sp
-
-    T = sp.diags_array([-np.ones(k - 1), 2 * np.ones(k), -np.ones(k - 1)], offsets=[-1, 0, 1])
-    eye = sp.eye_array(k)
-    A = sp.kron(sp.kron(T, eye), eye) + sp.kron(sp.kron(eye, T), eye)
-    A = A + sp.kron(eye, sp.kron(eye, T))
-    A = sp.csr_array(A)
-    A.sort_indices()
-    return torch.sparse_csr_tensor(
-        torch.from_numpy(A.indptr).long(), torch.from_numpy(A.indices).long(),
-        torch.from_numpy(A.data).to(dtype), A.shape,
-    )
+    return _torch_csr(references.poisson3d(k)).to(dtype)
 
 
 def spd_dense(n: int, seed: int = 0, density: float = 0.3) -> torch.Tensor:
@@ -77,38 +57,6 @@ def general_dense(n: int, seed: int = 1, density: float = 0.3) -> torch.Tensor:
     mask = torch.rand(n, n, generator=g) < density
     R = torch.randn(n, n, generator=g, dtype=torch.float64) * mask
     return R + torch.diag(R.abs().sum(1) + 1)
-
-
-def ic0_reference(D: np.ndarray) -> np.ndarray:
-    """IC(0) by the textbook dense loop restricted to D's lower pattern."""
-    n = D.shape[0]
-    P = D != 0
-    L = np.tril(D).astype(np.float64)
-    for k in range(n):
-        L[k, k] = np.sqrt(L[k, k])
-        for i in range(k + 1, n):
-            if P[i, k]:
-                L[i, k] /= L[k, k]
-        for j in range(k + 1, n):
-            for i in range(j, n):
-                if P[i, j]:
-                    L[i, j] -= L[i, k] * L[j, k]
-    return L
-
-
-def ilu0_reference(D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """ILU(0) by the dense IKJ loop restricted to D's pattern: (unit L, U)."""
-    n = D.shape[0]
-    P = D != 0
-    W = D.astype(np.float64).copy()
-    for i in range(1, n):
-        for k in range(i):
-            if P[i, k]:
-                W[i, k] /= W[k, k]
-                for j in range(k + 1, n):
-                    if P[i, j]:
-                        W[i, j] -= W[i, k] * W[k, j]
-    return np.tril(W, -1) + np.eye(n), np.triu(W)
 
 
 def cg_iterations(A, b, P) -> int:
