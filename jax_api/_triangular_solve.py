@@ -89,18 +89,12 @@ def _flat_solve(pattern: Pattern, values, B, args, *, upper, unitriangular, tran
     return X, None
 
 
-def _eager_check(pattern: Pattern, values, upper: bool, unitriangular: bool) -> None:
+def _eager_check(crow, col, values, *, shape, upper: bool, unitriangular: bool) -> None:
     import torch
 
     as_t = lambda x: torch.from_numpy(np.array(x))
-    _check_triangular(
-        as_t(pattern.crow),
-        as_t(pattern.col),
-        as_t(values),
-        shape=pattern.shape,
-        upper=upper,
-        unitriangular=unitriangular,
-    )
+    _check_triangular(as_t(crow), as_t(col), as_t(values), shape=shape, upper=upper,
+                      unitriangular=unitriangular)
 
 
 def sparse_triangular_solve(
@@ -144,12 +138,18 @@ def sparse_triangular_solve(
     indices_checked = not check or check_sparse_indices("A", A)
     concrete = indices_checked and is_concrete(A.data)
     if check and concrete:
-        _eager_check(*_pattern_of(A), upper, unitriangular)
+        _eager_check(*_csr_parts(A), shape=tuple(A.shape), upper=upper,
+                     unitriangular=unitriangular)
     return _solve(A, B, upper, unitriangular, transpose, check=bool(check) and not concrete,
                   validate=not indices_checked)
 
 
-_pattern_of = jax.jit(Pattern.of)
+@jax.jit
+def _csr_parts(A):
+    """The flat CSR ``(crow, col, values)`` of A's pattern, and only those (the row of every
+    entry, which the solve does not need, is not computed: this is most of a pattern's cost)."""
+    pattern, values = Pattern.of(A)
+    return pattern.crow, pattern.col, values
 
 
 @partial(jax.jit, static_argnums=(2, 3, 4), static_argnames=("check", "validate"))
