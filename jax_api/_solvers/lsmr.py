@@ -26,7 +26,6 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ._common import SolveInfo, as_operator, by_column, check_rhs_for, check_x0, compiled, report
 
@@ -290,9 +289,9 @@ def _implicit_jvp(mv, rmv, options, primals, tangents):
     dAt = lambda u: jax.jvp(lambda c: rmv(u, *c), (consts[1],), (dconsts[1],))[1]
     R = _block(dAt, B - _block(A, X)) + _block(At, dB - _block(dA, X))
     dX = _normal_solve(A, At, options, R)
-    zero = lambda x: (jnp.zeros_like(x) if jnp.issubdtype(x.dtype, jnp.inexact)
-                      else np.zeros(x.shape, jax.dtypes.float0))
-    return (X, info), (dX, jax.tree_util.tree_map(zero, info))
+    from .._generic_lstsq import _zero_tangent  # the info is not differentiated
+
+    return (X, info), (dX, jax.tree_util.tree_map(_zero_tangent, info))
 
 
 def _normal_solve(A, At, options, R):
